@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit and integration tests against the real reference
+# server, notebooks under nbval, browser tests in headless Chromium, benchmarks in quick mode.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/bootstrap.sh
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+    else
+        echo "chromium is missing: sudo apt-get install chromium (browser tests need it)" >&2
+        exit 1
+    fi
+fi
+.venv/bin/ruff check sellerbench tests benchmarks
+.venv/bin/python -m pytest -p no:cacheprovider -q "$@" tests
+.venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax notebooks

@@ -1,0 +1,273 @@
+"""The local cache: one DuckDB file holding what the server last said, plus our pending work.
+
+Connections are short-lived: every operation opens the file, does its work in a
+transaction, and closes it, so two kernels can share one cache (DuckDB lets one
+process write at a time). A busy file is retried for ``lock_timeout`` seconds, then
+``CacheLockedError`` names the process that holds it. Results leave the connection as
+Arrow tables, never as live relations, so no lock outlives the ``with`` block.
+
+Tables (readable from the plain duckdb CLI, read-only, when no kernel holds the file):
+
+- ``sellers``          server rows as last pulled, tombstones included (``deleted_at``)
+- ``collection_runs``  server runs as last pulled
+- ``sync_state``       one checkpoint per feed (``sellers``, ``collection_runs``)
+- ``mutations``        the analyst's queued and past changes (see ``mutations.py``)
+- ``meta``             schema version, server url and features seen
+- view ``visible_sellers``: server rows with pending mutations applied (what the analyst sees)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from .errors import CacheCorruptError, CacheError, CacheLockedError, CacheVersionError
+
+__all__ = ["SCHEMA_VERSION", "Store"]
+
+DEFAULT_CACHE = Path("data") / "sellerbench.duckdb"
+
+# Each entry moves the schema from version i to i+1. Never edit a landed entry: append.
+MIGRATIONS: list[str] = [
+    # 0 -> 1
+    """
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+
+    CREATE TABLE sellers (
+        id                VARCHAR NOT NULL,
+        display_name      VARCHAR NOT NULL,
+        normalized_name   VARCHAR NOT NULL,
+        platform          VARCHAR NOT NULL,
+        platform_id       VARCHAR,
+        times_seen        INTEGER NOT NULL,
+        flagged           BOOLEAN NOT NULL,
+        first_seen_run_id VARCHAR,
+        last_seen_run_id  VARCHAR,
+        created_at        TIMESTAMPTZ NOT NULL,
+        updated_at        TIMESTAMPTZ NOT NULL,
+        deleted_at        TIMESTAMPTZ,
+        rev               BIGINT
+    );
+
+    CREATE TABLE collection_runs (
+        id                    VARCHAR NOT NULL,
+        name                  VARCHAR NOT NULL,
+        status                VARCHAR NOT NULL,
+        category_ids          VARCHAR[],
+        started_at            TIMESTAMPTZ,
+        completed_at          TIMESTAMPTZ,
+        paused_at             TIMESTAMPTZ,
+        created_at            TIMESTAMPTZ NOT NULL,
+        updated_at            TIMESTAMPTZ NOT NULL,
+        deleted_at            TIMESTAMPTZ,
+        departments_total     INTEGER,
+        departments_completed INTEGER,
+        categories_total      INTEGER,
+        categories_completed  INTEGER,
+        products_total        INTEGER,
+        products_searched     INTEGER,
+        sellers_found         INTEGER,
+        sellers_new           INTEGER,
+        failed_items          INTEGER,
+        duration_seconds      DOUBLE,
+        rev                   BIGINT
+    );
+
+    CREATE TABLE sync_state (
+        feed          VARCHAR PRIMARY KEY,   -- 'sellers' | 'collection_runs'
+        mode          VARCHAR NOT NULL,      -- 'rev' | 'base'
+        since_rev     BIGINT,                -- rev mode: highest rev applied
+        cursor        VARCHAR,               -- an unfinished pass: the next page's cursor
+        high_water    TIMESTAMPTZ,           -- base mode: newest updated_at seen
+        pass_started  TIMESTAMPTZ,
+        last_synced   TIMESTAMPTZ
+    );
+
+    CREATE SEQUENCE mutation_seq START 1;
+    CREATE TABLE mutations (
+        seq             BIGINT PRIMARY KEY DEFAULT nextval('mutation_seq'),
+        id              VARCHAR NOT NULL UNIQUE,  -- uuid4; the Idempotency-Key derives from it
+        action_id       VARCHAR NOT NULL,         -- one analyst action (the undo unit)
+        kind            VARCHAR NOT NULL,         -- flag | rename | delete | restore | create
+        seller_id       VARCHAR NOT NULL,         -- server id, or 'local:<uuid>' before a create lands
+        payload         JSON,                     -- {"flagged": true} / {"name": "..."}
+        prior           JSON,                     -- what the seller showed before, for undo
+        state           VARCHAR NOT NULL,         -- pending | done | failed | undone
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ,
+        error           VARCHAR,
+        created_at      TIMESTAMPTZ NOT NULL,
+        finished_at     TIMESTAMPTZ
+    );
+
+    CREATE VIEW visible_sellers AS
+    SELECT * EXCLUDE (rev) FROM sellers WHERE deleted_at IS NULL;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+class Store:
+    """The cache file. Cheap to create; opens the file only inside ``connect()``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = 10.0,
+        read_only: bool = False,
+    ) -> None:
+        self.path = Path(path) if path is not None else DEFAULT_CACHE
+        self.lock_timeout = lock_timeout
+        self.read_only = read_only
+        self._migrated = False
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file (waiting up to ``lock_timeout`` for another process), yield, close."""
+        con = self._open()
+        try:
+            if not self._migrated:
+                self._migrate(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN ... COMMIT; any exception rolls everything back."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
+        """Run one statement and return its result as an Arrow table (connection closed)."""
+        with self.connect() as con:
+            return con.execute(sql, params).to_arrow_table()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise CacheError(f"no cache at {self.path}; run a sync first")
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                con = duckdb.connect(
+                    str(self.path),
+                    read_only=self.read_only,
+                    config={"checkpoint_threshold": "1GB"},
+                )
+                return con
+            except duckdb.IOException as exc:
+                text = str(exc)
+                if "lock" not in text.lower():
+                    raise CacheCorruptError(self._corrupt_message(text)) from exc
+                if time.monotonic() >= deadline:
+                    raise self._locked(text) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except (duckdb.SerializationException, duckdb.InternalException) as exc:
+                raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
+            except duckdb.Error as exc:
+                if "not a valid DuckDB database" in str(exc) or "corrupt" in str(exc).lower():
+                    raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
+                raise CacheError(f"cannot open the cache {self.path}: {exc}") from exc
+
+    def _locked(self, text: str) -> CacheLockedError:
+        match = _LOCK_PID.search(text)
+        pid = int(match.group(1)) if match else None
+        who = f"process {pid}" if pid else "another process"
+        return CacheLockedError(
+            f"the cache {self.path} is held by {who} and stayed busy for "
+            f"{self.lock_timeout:g} s; finish or close that kernel, open this cache "
+            f"read-only, or point SELLERBENCH_CACHE at another file",
+            path=str(self.path),
+            pid=pid,
+        )
+
+    def _corrupt_message(self, text: str) -> str:
+        return (
+            f"the cache {self.path} cannot be read ({text.splitlines()[0]}); move it aside "
+            f"and sync again to rebuild it from the server"
+        )
+
+    # -- schema ------------------------------------------------------------------
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        version = self._version(con)
+        if version > SCHEMA_VERSION:
+            raise CacheVersionError(
+                f"the cache {self.path} has schema version {version}, newer than this "
+                f"sellerbench understands ({SCHEMA_VERSION}); upgrade sellerbench or use "
+                f"another cache file"
+            )
+        if version < SCHEMA_VERSION:
+            if self.read_only:
+                raise CacheVersionError(
+                    f"the cache {self.path} has schema version {version}; open it once "
+                    f"read-write to upgrade it to {SCHEMA_VERSION}"
+                )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for step in MIGRATIONS[version:]:
+                    con.execute(step)
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)],
+                )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        self._migrated = True
+
+    @staticmethod
+    def _version(con: duckdb.DuckDBPyConnection) -> int:
+        has_meta = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'meta' "
+            "AND database_name = current_database()"
+        ).fetchone()[0]
+        if not has_meta:
+            tables = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchone()[0]
+            if tables:
+                raise CacheCorruptError(
+                    "this DuckDB file is not a sellerbench cache (no meta table); "
+                    "point SELLERBENCH_CACHE at another file"
+                )
+            return 0
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- small helpers used across modules -------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.connect() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.connect() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
