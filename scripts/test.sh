@@ -12,6 +12,10 @@ if ! command -v chromium >/dev/null 2>&1; then
         exit 1
     fi
 fi
-.venv/bin/ruff check sellerbench tests benchmarks
+lint=(sellerbench tests)
+[ -d benchmarks ] && lint+=(benchmarks)
+.venv/bin/ruff check "${lint[@]}"
 .venv/bin/python -m pytest -p no:cacheprovider -q "$@" tests
-.venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax notebooks
+if compgen -G "notebooks/*.ipynb" >/dev/null; then
+    .venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax notebooks
+fi

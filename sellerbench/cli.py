@@ -57,11 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sellerbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from .server.main import add_serve_arguments
-
     serve = sub.add_parser("serve", help="run the reference API server")
-    add_serve_arguments(serve)
-    serve.set_defaults(func=cmd_serve)
+    try:
+        from .server.main import add_serve_arguments
+    except ImportError:  # the server package is optional for a client-only install
+        serve.set_defaults(func=lambda _args: print("the server is not installed") or 1)
+    else:
+        add_serve_arguments(serve)
+        serve.set_defaults(func=cmd_serve)
 
     sync = sub.add_parser("sync", help="push queued changes, then pull into the cache")
     _add_connection_options(sync)

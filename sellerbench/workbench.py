@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .client import ApiClient
 from .errors import ConfigError
 from .settings import resolve
 from .store import Store
 
 if TYPE_CHECKING:
+    from .client import ApiClient
     from .exports import ExportReport
     from .grid import SellersGrid
     from .mutations import PushReport
@@ -237,6 +237,8 @@ def connect(
         lock_timeout=float(resolve("lock_timeout", lock_timeout)),
         read_only=read_only,
     )
+    if url:
+        from .client import ApiClient
     client = ApiClient(url, tok, timeout=float(resolve("timeout"))) if url else None
     push = resolve("auto_push", auto_push)
     wb = Workbench(store, client, auto_push=push not in ("0", "False", "false", "no"))

@@ -1,0 +1,99 @@
+"""The cache file: schema creation, locking between processes, newer and corrupt files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from sellerbench.errors import CacheCorruptError, CacheLockedError, CacheVersionError
+from sellerbench.store import SCHEMA_VERSION, Store
+
+HOLD = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def _hold(path, seconds):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_new_cache_has_schema_and_readable_tables(tmp_path):
+    store = Store(tmp_path / "c.duckdb")
+    with store.connect():
+        pass
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    con = duckdb.connect(str(store.path), read_only=True)
+    names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert {"sellers", "collection_runs", "sync_state", "mutations", "meta"} <= names
+
+
+def test_locked_by_another_process_names_its_pid(tmp_path):
+    store = Store(tmp_path / "c.duckdb", lock_timeout=0.3)
+    with store.connect():
+        pass
+    holder = _hold(store.path, 30)
+    try:
+        with pytest.raises(CacheLockedError) as info, store.connect():
+            pass
+        assert info.value.pid == holder.pid
+        assert str(holder.pid) in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_waits_for_a_short_lock_then_succeeds(tmp_path):
+    store = Store(tmp_path / "c.duckdb", lock_timeout=20)
+    with store.connect():
+        pass
+    holder = _hold(store.path, 0.5)
+    start = time.monotonic()
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM sellers").fetchone()[0] == 0
+    assert time.monotonic() - start < 20
+    holder.wait()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    store = Store(tmp_path / "c.duckdb")
+    with store.connect() as con:
+        con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(CacheVersionError, match="newer"), Store(store.path).connect():
+        pass
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "c.duckdb"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CacheCorruptError, match="sync again"), Store(path).connect():
+        pass
+
+
+def test_foreign_duckdb_file_is_refused(tmp_path):
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t (x INT)")
+    con.close()
+    with pytest.raises(CacheCorruptError, match="not a sellerbench cache"), Store(path).connect():
+        pass
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    store = Store(tmp_path / "c.duckdb")
+    with pytest.raises(RuntimeError), store.transaction() as con:
+        con.execute("INSERT INTO meta VALUES ('x', '1')")
+        raise RuntimeError("boom")
+    assert store.get_meta("x") is None
