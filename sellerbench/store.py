@@ -96,7 +96,7 @@ MIGRATIONS: list[str] = [
         id              VARCHAR NOT NULL UNIQUE,  -- uuid4; the Idempotency-Key derives from it
         action_id       VARCHAR NOT NULL,         -- one analyst action (the undo unit)
         kind            VARCHAR NOT NULL,         -- flag | rename | delete | restore | create
-        seller_id       VARCHAR NOT NULL,         -- server id, or 'local:<uuid>' before a create lands
+        seller_id       VARCHAR NOT NULL,         -- server id, or 'local:<uuid>' until created
         payload         JSON,                     -- {"flagged": true} / {"name": "..."}
         prior           JSON,                     -- what the seller showed before, for undo
         state           VARCHAR NOT NULL,         -- pending | done | failed | undone
