@@ -1,0 +1,198 @@
+"""GET /sync/sellers and GET /sync/collection-runs, both modes, and the Arrow answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Query, Request, Response
+
+from . import feed
+from .deps import ReadUser, ServerSettings, json_response, storage_of
+from .models import RunPage, SellerPage
+from .problems import Problem, error_responses
+from .records import format_ts
+
+__all__ = ["ARROW_STREAM", "build_router"]
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+BASE_LIMIT = 100
+REV_LIMIT = 10_000
+MAX_REV = 2**62
+
+_TS = pa.timestamp("us", tz="UTC")
+SELLER_ARROW_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("display_name", pa.string()),
+    ("normalized_name", pa.string()),
+    ("platform", pa.string()),
+    ("platform_id", pa.string()),
+    ("times_seen", pa.int64()),
+    ("flagged", pa.bool_()),
+    ("first_seen_run_id", pa.string()),
+    ("last_seen_run_id", pa.string()),
+    ("created_at", _TS),
+    ("updated_at", _TS),
+    ("deleted_at", _TS),
+    ("rev", pa.int64()),
+])
+
+
+def _since(updated_since: datetime | None) -> str | None:
+    if updated_since is None:
+        return None
+    try:
+        return format_ts(updated_since)
+    except (OverflowError, ValueError) as exc:
+        raise Problem(422, "VALIDATION", "updated_since is out of range") from exc
+
+
+def arrow_page(page: feed.Page) -> Response:
+    """The page as an Arrow IPC stream; paging metadata travels in headers."""
+    columns = list(zip(*page.rows, strict=True)) if page.rows else [[]] * 13
+    arrays = []
+    for values, fld in zip(columns, SELLER_ARROW_SCHEMA, strict=True):
+        if fld.type == _TS:
+            arrays.append(pa.array(values, pa.string()).cast(_TS))
+        elif fld.type == pa.bool_():
+            arrays.append(pa.array([bool(v) for v in values], pa.bool_()))
+        else:
+            arrays.append(pa.array(values, fld.type))
+    table = pa.Table.from_arrays(arrays, schema=SELLER_ARROW_SCHEMA)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SELLER_ARROW_SCHEMA) as writer:
+        writer.write_table(table)
+    headers = {
+        "X-Has-More": "true" if page.has_more else "false",
+        "X-Max-Rev": str(page.max_rev),
+    }
+    if page.next_cursor is not None:
+        headers["X-Next-Cursor"] = page.next_cursor
+    if page.total_estimate is not None:
+        headers["X-Total-Estimate"] = str(page.total_estimate)
+    return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM, headers=headers)
+
+
+def _wants_arrow(request: Request) -> bool:
+    return ARROW_STREAM in request.headers.get("accept", "")
+
+
+def build_router(settings: ServerSettings) -> APIRouter:
+    """The sync routes; in base-only mode without ``since_rev`` or Arrow."""
+    router = APIRouter(tags=["sync"])
+    ext = settings.ext
+    limit_max = REV_LIMIT if ext else BASE_LIMIT
+    limit_help = (
+        f"rows per page: 1-{BASE_LIMIT}, or 1-{REV_LIMIT} with since_rev" if ext
+        else f"rows per page: 1-{BASE_LIMIT}"
+    )
+    errors = error_responses(400, 401, 403, 422, 429, 503)
+
+    def serve_feed(
+        request: Request,
+        spec: feed.FeedSpec,
+        since_rev: int | None,
+        cursor: str | None,
+        limit: int,
+        updated_since: datetime | None,
+        include_deleted: bool,
+        flagged: bool | None,
+    ) -> Response:
+        storage = storage_of(request)
+        if ext and since_rev is not None:
+            with storage.read() as conn:
+                page = feed.rev_page(conn, spec, since_rev=since_rev, cursor=cursor, limit=limit)
+            if spec is feed.SELLERS and _wants_arrow(request):
+                return arrow_page(page)
+            return json_response(page.body(spec, with_rev=True))
+        if limit > BASE_LIMIT:
+            raise Problem(
+                422, "VALIDATION", f"limit must be 1-{BASE_LIMIT} without since_rev"
+            )
+        since = _since(updated_since)
+        with storage.read() as conn:
+            page = feed.base_page(
+                conn, spec, cursor=cursor, limit=limit, updated_since=since,
+                include_deleted=include_deleted, flagged=flagged,
+            )
+        return json_response(page.body(spec, with_rev=ext))
+
+    seller_doc: dict[str, Any] = dict(errors)
+    if ext:
+        seller_doc[200] = {
+            "description": "a page of sellers; with since_rev and "
+            f"'Accept: {ARROW_STREAM}' an Arrow IPC stream, paging in X-Next-Cursor, "
+            "X-Has-More, X-Max-Rev and X-Total-Estimate headers",
+            "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+        }
+
+    cursor_q = Query(None, max_length=4096, description="next_cursor of the previous page")
+    since_q = Query(None, description="rows with updated_at >= this (base mode)")
+    deleted_q = Query(False, description="include tombstones (base mode)")
+    rev_q = Query(
+        None, ge=0, le=MAX_REV,
+        description="ext rev_feed: rows with rev > since_rev, in rev order, tombstones included",
+    )
+
+    if ext:
+
+        @router.get("/sync/sellers", response_model=SellerPage, responses=seller_doc,
+                    summary="Sellers changed, page by page")
+        def sync_sellers(
+            request: Request,
+            _user: ReadUser,
+            since_rev: int | None = rev_q,
+            cursor: str | None = cursor_q,
+            limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
+            updated_since: datetime | None = since_q,
+            include_deleted: bool = deleted_q,
+            flagged: bool | None = Query(None, description="only flagged or unflagged (base)"),
+        ) -> Response:
+            return serve_feed(request, feed.SELLERS, since_rev, cursor, limit, updated_since,
+                              include_deleted, flagged)
+
+        @router.get("/sync/collection-runs", response_model=RunPage, responses=errors,
+                    summary="Collection runs changed, page by page")
+        def sync_runs(
+            request: Request,
+            _user: ReadUser,
+            since_rev: int | None = rev_q,
+            cursor: str | None = cursor_q,
+            limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
+            updated_since: datetime | None = since_q,
+            include_deleted: bool = deleted_q,
+        ) -> Response:
+            return serve_feed(request, feed.RUNS, since_rev, cursor, limit, updated_since,
+                              include_deleted, None)
+
+    else:
+
+        @router.get("/sync/sellers", response_model=SellerPage, responses=seller_doc,
+                    summary="Sellers changed, page by page")
+        def sync_sellers_base(
+            request: Request,
+            _user: ReadUser,
+            cursor: str | None = cursor_q,
+            limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
+            updated_since: datetime | None = since_q,
+            include_deleted: bool = deleted_q,
+            flagged: bool | None = Query(None, description="only flagged or unflagged"),
+        ) -> Response:
+            return serve_feed(request, feed.SELLERS, None, cursor, limit, updated_since,
+                              include_deleted, flagged)
+
+        @router.get("/sync/collection-runs", response_model=RunPage, responses=errors,
+                    summary="Collection runs changed, page by page")
+        def sync_runs_base(
+            request: Request,
+            _user: ReadUser,
+            cursor: str | None = cursor_q,
+            limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
+            updated_since: datetime | None = since_q,
+            include_deleted: bool = deleted_q,
+        ) -> Response:
+            return serve_feed(request, feed.RUNS, None, cursor, limit, updated_since,
+                              include_deleted, None)
+
+    return router

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real reference server over loopback.
+
+- ``server``: session-wide, 300 demo sellers, every extension on. Treat it as
+  read-mostly: tests that need exact counts or mutate heavily use ``make_server``.
+- ``base_server``: session-wide, ``--base-only`` (no extensions, flag toggles).
+- ``make_server(n=300, base_only=False, faults=None, seed=7, run_speed=1.0)``: a fresh
+  server of its own, stopped when the test ends.
+
+Each has ``.url``, ``.tokens`` (``analyst``, ``viewer``, ``admin``), ``.data_dir``,
+``.faults`` (switches that may be changed while it runs) and ``.stop()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sellerbench.server.embedded import EmbeddedServer, start
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    srv = start(n=300, seed=7, data_dir=tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def base_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    srv = start(n=300, seed=7, base_only=True, data_dir=tmp_path_factory.mktemp("base_server"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def make_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., EmbeddedServer]]:
+    started: list[EmbeddedServer] = []
+
+    def factory(n: int = 300, **options: Any) -> EmbeddedServer:
+        options.setdefault("data_dir", tmp_path_factory.mktemp("own_server"))
+        srv = start(n=n, **options)
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()
