@@ -53,6 +53,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    flagged = True if args.flagged else False if args.unflagged else None
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    with _workbench(args) as wb:
+        report = wb.export(
+            args.path, flagged=flagged, search=args.search, where=args.where, columns=columns,
+            format=args.format, source=args.source, overwrite=args.overwrite,
+            neutralize=not args.no_neutralize, progress=not args.quiet,
+        )
+    print(report)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .reports import run_report
+
+    result = run_report(
+        args.output, flagged_only=args.flagged_only, since=args.since,
+        api_url=args.api_url, token=args.token, cache=args.cache, progress=not args.quiet,
+    )
+    print(result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sellerbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--full", action="store_true", help="re-read everything from the server")
     sync.add_argument("--quiet", action="store_true", help="no progress bar")
     sync.set_defaults(func=cmd_sync)
+
+    export = sub.add_parser("export", help="write the sellers you see to CSV, JSON or Parquet")
+    export.add_argument("path", help="file to write; the suffix picks the format")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--flagged", action="store_true", help="only flagged sellers")
+    which.add_argument("--unflagged", action="store_true", help="only unflagged sellers")
+    export.add_argument("--search", help="names containing this text (case-insensitive)")
+    export.add_argument("--where", help="a SQL predicate over visible_sellers (trusted)")
+    export.add_argument("--columns", help="comma-separated columns, in order")
+    export.add_argument("--format", choices=("csv", "json", "ndjson", "parquet"))
+    export.add_argument("--source", choices=("auto", "cache", "server"), default="auto")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.add_argument("--no-neutralize", action="store_true",
+                        help="write CSV cells starting with = + - @ unchanged")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_connection_options(export)
+    export.set_defaults(func=cmd_export)
+
+    report = sub.add_parser("report", help="run the report notebook, write offline HTML")
+    report.add_argument("--flagged-only", action="store_true", help="only flagged sellers")
+    report.add_argument("--since", help="runs and seller changes on or after this date")
+    report.add_argument("--output", default="report", help="folder to write (default: report)")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_connection_options(report)
+    report.set_defaults(func=cmd_report)
 
     status = sub.add_parser("status", help="what the cache holds and what is pending")
     _add_connection_options(status)
