@@ -436,10 +436,9 @@ def _export_server(client: Any, job: _Job) -> int:
             relation = _read_download(con, raw, kind)
             schema = _schema(con, relation)
             if job.columns is None:  # like visible_sellers: the change number is internal
-                schema.pop("rev", None)
+                schema.pop("rev")
             # Tombstones are not something the analyst sees.
-            live = "deleted_at IS NULL" if "deleted_at" in schema else None
-            query = _build_query(schema, relation, job, where=live)
+            query = _build_query(schema, relation, job, where="deleted_at IS NULL")
             rows = _copy(con, query, tmp, job, f"writing {job.target.name}")
         finally:
             con.close()
@@ -477,21 +476,23 @@ def _download(
 
 
 def _read_download(con: duckdb.DuckDBPyConnection, raw: Path, kind: str) -> str:
-    """A table-function expression reading the download with the contract's types."""
+    """A relation over the download with the contract's columns and types, in the cache's
+    order: a column the server left out (``deleted_at`` in its CSV) is NULL, and columns
+    the contract does not name are dropped, so both routes write the same layout."""
     name = _sql_string(str(raw))
     if kind == "json":
+        present = list(SELLER_TYPES)
         struct = ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in SELLER_TYPES.items())
-        relation = f"read_json({name}, format = 'array', columns = {{{struct}}})"
+        reader = f"read_json({name}, format = 'array', columns = {{{struct}}})"
     else:
-        header = _csv_header(raw)
-        types = ", ".join(
-            f"{_sql_string(k)}: {_sql_string(SELLER_TYPES[k])}"
-            for k in header if k in SELLER_TYPES
-        )
-        relation = (
-            f"read_csv({name}, header = true, quote = '\"', escape = '\"', "
-            f"all_varchar = false, types = {{{types}}})"
-        )
+        present = [k for k in _csv_header(raw) if k in SELLER_TYPES]
+        types = ", ".join(f"{_sql_string(k)}: {_sql_string(SELLER_TYPES[k])}" for k in present)
+        dialect = "header = true, delim = ',', quote = '\"', escape = '\"'"
+        reader = f"read_csv({name}, {dialect}, types = {{{types}}})"
+    picks = ", ".join(
+        _quote(k) if k in present else f"NULL::{v} AS {_quote(k)}" for k, v in SELLER_TYPES.items()
+    )
+    relation = f"(SELECT {picks} FROM {reader}) AS download"
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
