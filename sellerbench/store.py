@@ -90,25 +90,79 @@ MIGRATIONS: list[str] = [
         last_synced   TIMESTAMPTZ
     );
 
+    -- The analyst's changes (mutations.py). A row is the queue entry AND the overlay:
+    -- while state = 'pending' its effect shows in visible_sellers; it leaves the queue
+    -- (done) only after the server confirmed it, (failed) after a permanent refusal, or
+    -- (undone) when undo took it back before it was ever sent.
     CREATE SEQUENCE mutation_seq START 1;
     CREATE TABLE mutations (
         seq             BIGINT PRIMARY KEY DEFAULT nextval('mutation_seq'),
         id              VARCHAR NOT NULL UNIQUE,  -- uuid4; the Idempotency-Key derives from it
         action_id       VARCHAR NOT NULL,         -- one analyst action (the undo unit)
+        origin          VARCHAR NOT NULL,         -- analyst | undo
         kind            VARCHAR NOT NULL,         -- flag | rename | delete | restore | create
-        seller_id       VARCHAR NOT NULL,         -- server id, or 'local:<uuid>' until created
-        payload         JSON,                     -- {"flagged": true} / {"name": "..."}
+        seller_id       VARCHAR NOT NULL,         -- target: server id, or 'local:<uuid>'
+        old_id          VARCHAR,                  -- id the analyst knew, when the server's differs
+        flagged         BOOLEAN,                  -- flag: the value set; restore: the value back
+        name            VARCHAR,                  -- rename / create / restore: the name it takes
+        normalized      VARCHAR,                  -- that name normalized (unique among live)
+        frees           VARCHAR,                  -- normalized name it gives up (rename, delete)
         prior           JSON,                     -- what the seller showed before, for undo
         state           VARCHAR NOT NULL,         -- pending | done | failed | undone
+        step            INTEGER NOT NULL DEFAULT 0,  -- multi-request mutations (base contract)
+        batch           VARCHAR,                  -- Idempotency-Key of the call carrying it
+        solo            BOOLEAN NOT NULL DEFAULT false,  -- a bulk call refused it: go alone
+        sent_at         TIMESTAMPTZ,              -- sent, outcome not known yet
+        anchor          TIMESTAMPTZ,              -- a server time before that send
         attempts        INTEGER NOT NULL DEFAULT 0,
         next_attempt_at TIMESTAMPTZ,
         error           VARCHAR,
         created_at      TIMESTAMPTZ NOT NULL,
-        finished_at     TIMESTAMPTZ
+        finished_at     TIMESTAMPTZ,
+        undone_by       VARCHAR                   -- action_id of the undo that reverted it
     );
 
+    -- The net effect of the pending mutations, one row per seller (a small set).
+    CREATE VIEW pending_effects AS
+    SELECT seller_id,
+           arg_max(flagged, seq) FILTER (WHERE flagged IS NOT NULL) AS flagged,
+           arg_max(name, seq) FILTER (WHERE name IS NOT NULL) AS name,
+           arg_max(normalized, seq) FILTER (WHERE name IS NOT NULL) AS normalized,
+           arg_max(kind, seq) FILTER (WHERE kind IN ('delete', 'restore', 'create')) AS life,
+           arg_max(created_at, seq)
+               FILTER (WHERE kind IN ('delete', 'restore', 'create')) AS life_at,
+           min(created_at) FILTER (WHERE kind = 'create') AS created_at,
+           max(created_at) AS changed_at
+    FROM mutations
+    WHERE state = 'pending'
+    GROUP BY seller_id;
+
+    -- Server rows with the pending effects on top, tombstones included, plus the
+    -- sellers created here that the server has not confirmed yet.
+    CREATE VIEW visible_sellers_all AS
+    SELECT s.id,
+           coalesce(e.name, s.display_name) AS display_name,
+           coalesce(e.normalized, s.normalized_name) AS normalized_name,
+           s.platform, s.platform_id, s.times_seen,
+           coalesce(e.flagged, s.flagged) AS flagged,
+           s.first_seen_run_id, s.last_seen_run_id, s.created_at,
+           greatest(s.updated_at, e.changed_at) AS updated_at,
+           CASE e.life
+               WHEN 'delete' THEN coalesce(s.deleted_at, e.life_at)
+               WHEN 'restore' THEN NULL
+               ELSE s.deleted_at
+           END AS deleted_at
+    FROM sellers s LEFT JOIN pending_effects e ON e.seller_id = s.id
+    UNION ALL
+    SELECT e.seller_id, e.name, e.normalized, 'ebay', NULL::VARCHAR, 0,
+           coalesce(e.flagged, false), NULL::VARCHAR, NULL::VARCHAR, e.created_at,
+           e.changed_at, CASE WHEN e.life = 'delete' THEN e.life_at END
+    FROM pending_effects e
+    WHERE e.created_at IS NOT NULL AND e.seller_id LIKE 'local:%';
+
+    -- What the analyst sees: live sellers, pending changes applied.
     CREATE VIEW visible_sellers AS
-    SELECT * EXCLUDE (rev) FROM sellers WHERE deleted_at IS NULL;
+    SELECT * FROM visible_sellers_all WHERE deleted_at IS NULL;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

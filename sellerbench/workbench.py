@@ -159,10 +159,11 @@ class Workbench:
 
         return mutations.failed_frame(self.store)
 
-    def push(self) -> PushReport:
+    def push(self, **options: Any) -> PushReport:
+        """Send queued changes now (options: wait, coalesce, backoff; see push.push)."""
         from . import mutations
 
-        return mutations.push(self)
+        return mutations.push(self, **options)
 
     # -- exports, grid, runs ---------------------------------------------------------
 
