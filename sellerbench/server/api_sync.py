@@ -20,6 +20,7 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 BASE_LIMIT = 100
 REV_LIMIT = 10_000
 MAX_REV = 2**62
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 
 _TS = pa.timestamp("us", tz="UTC")
 SELLER_ARROW_SCHEMA = pa.schema([
@@ -39,13 +40,20 @@ SELLER_ARROW_SCHEMA = pa.schema([
 ])
 
 
-def _since(updated_since: datetime | None) -> str | None:
+def _since(updated_since: str | None) -> str | None:
+    """The stored form of an RFC 3339 time, or 422 when it is not one."""
     if updated_since is None:
         return None
     try:
-        return format_ts(updated_since)
+        moment = datetime.fromisoformat(updated_since.upper())
+        if moment.tzinfo is None:
+            raise ValueError("no time zone")
+        return format_ts(moment)
     except (OverflowError, ValueError) as exc:
-        raise Problem(422, "VALIDATION", "updated_since is out of range") from exc
+        raise Problem(
+            422, "VALIDATION",
+            "updated_since must be an RFC 3339 time with a zone, e.g. 2026-01-27T18:00:00Z",
+        ) from exc
 
 
 def arrow_page(page: feed.Page) -> Response:
@@ -95,7 +103,7 @@ def build_router(settings: ServerSettings) -> APIRouter:
         since_rev: int | None,
         cursor: str | None,
         limit: int,
-        updated_since: datetime | None,
+        updated_since: str | None,
         include_deleted: bool,
         flagged: bool | None,
     ) -> Response:
@@ -128,7 +136,10 @@ def build_router(settings: ServerSettings) -> APIRouter:
         }
 
     cursor_q = Query(None, max_length=4096, description="next_cursor of the previous page")
-    since_q = Query(None, description="rows with updated_at >= this (base mode)")
+    since_q = Query(
+        None, pattern=RFC3339, description="rows with updated_at >= this (base mode)",
+        json_schema_extra={"format": "date-time"},
+    )
     deleted_q = Query(False, description="include tombstones (base mode)")
     rev_q = Query(
         None, ge=0, le=MAX_REV,
@@ -145,7 +156,7 @@ def build_router(settings: ServerSettings) -> APIRouter:
             since_rev: int | None = rev_q,
             cursor: str | None = cursor_q,
             limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
-            updated_since: datetime | None = since_q,
+            updated_since: str | None = since_q,
             include_deleted: bool = deleted_q,
             flagged: bool | None = Query(None, description="only flagged or unflagged (base)"),
         ) -> Response:
@@ -160,7 +171,7 @@ def build_router(settings: ServerSettings) -> APIRouter:
             since_rev: int | None = rev_q,
             cursor: str | None = cursor_q,
             limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
-            updated_since: datetime | None = since_q,
+            updated_since: str | None = since_q,
             include_deleted: bool = deleted_q,
         ) -> Response:
             return serve_feed(request, feed.RUNS, since_rev, cursor, limit, updated_since,
@@ -175,7 +186,7 @@ def build_router(settings: ServerSettings) -> APIRouter:
             _user: ReadUser,
             cursor: str | None = cursor_q,
             limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
-            updated_since: datetime | None = since_q,
+            updated_since: str | None = since_q,
             include_deleted: bool = deleted_q,
             flagged: bool | None = Query(None, description="only flagged or unflagged"),
         ) -> Response:
@@ -189,7 +200,7 @@ def build_router(settings: ServerSettings) -> APIRouter:
             _user: ReadUser,
             cursor: str | None = cursor_q,
             limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
-            updated_since: datetime | None = since_q,
+            updated_since: str | None = since_q,
             include_deleted: bool = deleted_q,
         ) -> Response:
             return serve_feed(request, feed.RUNS, None, cursor, limit, updated_since,

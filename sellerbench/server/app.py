@@ -58,7 +58,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _install_plugins(app: FastAPI) -> None:
     """Routers and background services from other modules: one ``install(app)`` line each."""
-    return None
+    from . import api_collection, api_export, api_sellers
+
+    api_sellers.install(app)
+    api_export.install(app)
+    api_collection.install(app)
 
 
 def create_app(

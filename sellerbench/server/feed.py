@@ -103,8 +103,8 @@ def base_page(
     if not include_deleted:
         where.append("deleted_at IS NULL")
     if flagged is not None and spec.has_flagged:
-        where.append("flagged = ?")
-        params.append(1 if flagged else 0)
+        # a literal, not a parameter, so SQLite can use the partial index on flagged = 1
+        where.append("flagged = 1" if flagged else "flagged = 0")
     if updated_since is not None:
         where.append("updated_at >= ?")
         params.append(updated_since)
@@ -156,9 +156,11 @@ def rev_page(
     next_cursor = None
     if has_more:
         next_cursor = encode_cursor({"f": spec.name, "m": "r", "r": rows[-1][-1]})
+    max_rev = current_rev(conn)
     total = None
     if cursor is None:
-        total = conn.execute(
-            f"SELECT count(*) FROM {spec.table} WHERE rev > ?", (after,)
-        ).fetchone()[0]
-    return Page(rows, next_cursor, has_more, total, max_rev=current_rev(conn))
+        # Counting rev > N walks the index (70 ms at a million rows); a plain count(*)
+        # is nearly free. Exact from 0; else an upper bound: each change moves one row.
+        everything = conn.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
+        total = everything if after == 0 else min(everything, max(0, max_rev - after))
+    return Page(rows, next_cursor, has_more, total, max_rev=max_rev)

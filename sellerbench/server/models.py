@@ -10,7 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from .catalog import CATEGORIES
 
 __all__ = [
     "BulkCreateBody",
@@ -36,6 +39,13 @@ __all__ = [
 ]
 
 MAX_BATCH = 10_000
+
+# What validate_name accepts, for the docs (the check itself is records.validate_name):
+# no control characters, 1-200 characters once surrounding whitespace is trimmed.
+_C = r"\x00-\x1f\x7f-\x9f"
+NAME_PATTERN = rf"^\s*[^\s{_C}](?:[^{_C}]{{0,198}}[^\s{_C}])?\s*$"
+NAME_DOC: dict = {"pattern": NAME_PATTERN,
+                  "description": "1-200 characters after trimming, no control characters"}
 
 RunStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
 
@@ -108,7 +118,7 @@ class Health(BaseModel):
 
 
 class CreateSellerBody(Strict):
-    name: str
+    name: str = Field(min_length=1, json_schema_extra=NAME_DOC)
 
 
 class BulkCreateBody(Strict):
@@ -123,12 +133,24 @@ class BulkCreateResult(BaseModel):
 
 
 class PatchSellerBody(Strict):
-    name: str
+    name: str = Field(min_length=1, json_schema_extra=NAME_DOC)
 
 
 class PatchSellerExtBody(Strict):
-    name: str | None = None
-    flagged: bool | None = Field(None, description="ext flag_set")
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"minProperties": 1})
+
+    # None means "not given"; an explicit null is refused below, as the schema says
+    name: str | SkipJsonSchema[None] = Field(None, json_schema_extra=NAME_DOC)
+    flagged: bool | SkipJsonSchema[None] = Field(None, description="ext flag_set")
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> PatchSellerExtBody:
+        for field in self.model_fields_set:
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} must not be null")
+        if not self.model_fields_set:
+            raise ValueError("give 'name', 'flagged' or both")
+        return self
 
 
 class FlagBody(Strict):
@@ -175,6 +197,16 @@ class RunList(BaseModel):
     total: int
 
 
+def _run_body_schema(schema: dict) -> None:
+    # Documented as required with known ids; the route answers 400 for no category
+    # (as the origin does) and 422 for unknown ids.
+    schema["required"] = ["name", "category_ids"]
+    schema["properties"]["category_ids"]["minItems"] = 1
+    schema["properties"]["category_ids"]["items"]["enum"] = [c[0] for c in CATEGORIES]
+
+
 class CreateRunBody(Strict):
-    name: str
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra=_run_body_schema)
+
+    name: str = Field(min_length=1, json_schema_extra=NAME_DOC)
     category_ids: list[str] = Field(default_factory=list, max_length=1000)

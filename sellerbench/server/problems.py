@@ -16,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-__all__ = ["ErrorBody", "Problem", "error_responses", "install_handlers"]
+__all__ = ["ErrorBody", "Problem", "error_responses", "flat_routes", "install_handlers"]
 
 log = logging.getLogger("sellerbench.server")
 
@@ -92,6 +93,30 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is malformed"
 
 
+def flat_routes(routes: list[Any]) -> list[Any]:
+    """The app's routes, with included routers opened (FastAPI keeps them nested; the
+    routers here are included without prefixes, so their routes match as they are)."""
+    flat: list[Any] = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        flat += flat_routes(inner.routes) if inner is not None else [route]
+    return flat
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first)."""
+    by_path: dict[str, set[str]] = {}
+    for route in flat_routes(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            by_path.setdefault(route.path, set()).update(getattr(route, "methods", ()) or ())
+    if not by_path:
+        return []
+    # "/sellers/bulk" is served by its own route, not by "/sellers/{seller_id}"
+    best = min(by_path, key=lambda path: path.count("{"))
+    return sorted(by_path[best])
+
+
 def install_handlers(app: FastAPI) -> None:
     """Route every error through the one shape."""
 
@@ -105,11 +130,18 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = CODES_BY_STATUS.get(exc.status_code, "ERROR")
+        status = exc.status_code
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        if exc.status_code == 404:
+        headers = getattr(exc, "headers", None)
+        if status == 400:  # FastAPI could not parse the body: malformed, so 422
+            status, message = 422, f"the body is malformed: {message}"
+        elif status == 404:
             message = f"no such endpoint: {request.method} {request.url.path}"
-        return error_json(exc.status_code, code, message, getattr(exc, "headers", None))
+        elif status == 405:
+            allowed = _allowed_methods(request)
+            message = f"{request.method} is not served here; use {', '.join(allowed)}"
+            headers = {"Allow": ", ".join(allowed)}
+        return error_json(status, CODES_BY_STATUS.get(status, "ERROR"), message, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

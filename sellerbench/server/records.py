@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "RUN_COLUMNS",
     "SELLER_COLUMNS",
     "format_ts",
+    "is_uuid",
     "normalize_name",
     "now_ts",
     "parse_ts",
@@ -84,6 +86,15 @@ def parse_ts(text: str) -> datetime:
 
 def ts_before(text: str, delta: timedelta) -> str:
     return format_ts(parse_ts(text) - delta)
+
+
+def is_uuid(text: object) -> bool:
+    """Ids the server hands out are UUIDs; anything else cannot name a record."""
+    try:
+        uuid.UUID(text)  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
 
 
 def normalize_name(name: str) -> str:

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from srvutil import error_of
+
+from .srvutil import error_of
 
 ARROW = "application/vnd.apache.arrow.stream"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A 300-seller server of this module's own: the counts below must not depend on
+    what other tests wrote into the shared session server."""
+    from sellerbench.server.embedded import start
+
+    srv = start(n=300, seed=7, data_dir=tmp_path_factory.mktemp("sync"))
+    yield srv
+    srv.stop()
 
 
 def walk(c, path: str, **params) -> list[dict]:
@@ -77,6 +89,10 @@ def test_updated_since_keeps_rows_at_or_after(server, client):
         ({"since_rev": 10**30}, 422, "VALIDATION"),
         ({"flagged": "maybe"}, 422, "VALIDATION"),
         ({"updated_since": "yesterday"}, 422, "VALIDATION"),
+        ({"updated_since": "0.5"}, 422, "VALIDATION"),
+        ({"updated_since": "2025-01-01T00:00:00"}, 422, "VALIDATION"),
+        ({"updated_since": "2025-13-01T00:00:00Z"}, 422, "VALIDATION"),
+        ({"updated_since": "0001-01-01T00:00:00+05:00"}, 422, "VALIDATION"),
         ({"cursor": "not-a-cursor"}, 400, "INVALID_CURSOR"),
         ({"cursor": "eyJmIjoicyJ9"}, 400, "INVALID_CURSOR"),
     ],
@@ -176,3 +192,6 @@ def test_unknown_path_and_method_use_the_error_shape(server, client):
     c = client(server)
     assert error_of(c.get("/no/such/thing")) == (404, "NOT_FOUND")
     assert error_of(c.put("/sync/sellers")) == (405, "METHOD_NOT_ALLOWED")
+    wrong = c.put("/sellers/00000000-0000-4000-8000-000000000000")
+    assert error_of(wrong) == (405, "METHOD_NOT_ALLOWED")
+    assert wrong.headers["Allow"] == "DELETE, PATCH"

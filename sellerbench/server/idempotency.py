@@ -1,0 +1,126 @@
+"""The Idempotency-Key ledger (**ext** ``idempotency``) and the one way routes write.
+
+:func:`perform` runs a write in one transaction. With a key, the transaction first looks
+the key up for the caller's user:
+
+- unknown (or older than 24 hours): the write runs, and its answer is stored with the
+  key *in the same transaction*, so "the write happened" and "the key is recorded" are
+  one fact: a client retrying after a dropped connection gets the stored answer;
+- known with the same method, path and body hash: the stored answer is replayed
+  (``Idempotent-Replayed: true``) and nothing runs;
+- known with a different request: 422 ``IDEMPOTENCY_KEY_REUSED``.
+
+Only successful answers are stored: a refused write (409, 404, 422) wrote nothing, so
+retrying it simply asks again. In base-only mode the header is ignored entirely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Header, Request, Response
+from pydantic.json_schema import SkipJsonSchema
+
+from .auth import User
+from .deps import settings_of, storage_of
+from .problems import Problem
+from .records import now_ts, ts_before
+from .storage import Tx
+
+__all__ = ["IdempotencyKey", "Outcome", "RequestHash", "perform"]
+
+KEEP = timedelta(hours=24)
+MAX_KEY = 255
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a write answers: status and a JSON-able body (None for 204)."""
+
+    status: int
+    body: Any = None
+
+
+async def request_hash(request: Request) -> str:
+    """sha256 of the raw body (FastAPI caches it, so body parsing still works)."""
+    return hashlib.sha256(await request.body()).hexdigest()
+
+
+RequestHash = Annotated[str, Depends(request_hash)]
+
+IdempotencyKey = Annotated[
+    str | SkipJsonSchema[None],
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY,
+        description="ext idempotency: the same key and request within 24 h replays the "
+        "stored answer without acting; the same key with another request is 422",
+    ),
+]
+
+
+def _render(outcome: Outcome) -> tuple[int, bytes]:
+    if outcome.status == 204:
+        return 204, b""
+    return outcome.status, orjson.dumps(outcome.body)
+
+
+def _response(status: int, payload: bytes, replayed: bool = False) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    if status == 204:
+        return Response(status_code=204, headers=headers)
+    return Response(payload, status_code=status, media_type="application/json", headers=headers)
+
+
+def _replay(tx: Tx, user: User, key: str, method: str, path: str, digest: str) -> Response | None:
+    row = tx.execute(
+        "SELECT method, path, body_hash, status, response, created_at FROM idempotency_keys"
+        " WHERE user_id = ? AND key = ?",
+        (user.id, key),
+    ).fetchone()
+    if row is None:
+        return None
+    if row[5] < ts_before(now_ts(), KEEP):
+        tx.execute("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?", (user.id, key))
+        return None
+    if (row[0], row[1], row[2]) != (method, path, digest):
+        raise Problem(
+            422,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was already used for a different request; use a new key",
+        )
+    return _response(row[3], bytes(row[4]), replayed=True)
+
+
+def perform(
+    request: Request,
+    user: User,
+    key: str | None,
+    digest: str | None,
+    action: Callable[[Tx], Outcome],
+) -> Response:
+    """Run ``action`` in one write transaction, honouring the Idempotency-Key."""
+    storage = storage_of(request)
+    if key is None or digest is None or not settings_of(request).ext:
+        with storage.write() as tx:
+            status, payload = _render(action(tx))
+        return _response(status, payload)
+    method, path = request.method, request.url.path
+    with storage.write() as tx:
+        replay = _replay(tx, user, key, method, path, digest)
+        if replay is not None:
+            return replay
+        status, payload = _render(action(tx))
+        now = now_ts()
+        tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (ts_before(now, KEEP),))
+        tx.execute(
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (user.id, key, method, path, digest, status, payload, now),
+        )
+    return _response(status, payload)
