@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from exportdata import AWKWARD_NAMES, fill
 
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
+
+from .exportdata import AWKWARD_NAMES, fill
 
 
 @pytest.fixture

@@ -7,12 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from exportdata import AWKWARD_NAMES
 
 from sellerbench import exports
 from sellerbench.errors import ExportError
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
+
+from .exportdata import AWKWARD_NAMES
 
 
 def ids_in(path: Path) -> list[str]:
@@ -54,6 +55,8 @@ def test_format_argument_wins_over_suffix(wb: Workbench, out: Path) -> None:
         ("sellers.csv", {"columns": []}, "columns is empty"),
         ("sellers.csv", {"where": "true; DROP TABLE sellers"}, "one SQL predicate"),
         ("sellers.csv", {"where": "true -- comment"}, "one SQL predicate"),
+        ("sellers.csv", {"where": "true) UNION ALL SELECT * FROM visible_sellers WHERE (true"},
+         "unbalanced parentheses"),
         ("sellers.csv", {"where": "times_seen >"}, "not valid SQL"),
         ("sellers.csv", {"where": "colour = 'red'"}, "the export failed"),
         ("sellers.csv", {"source": "server"}, "needs an API"),
@@ -157,8 +160,11 @@ def test_where_predicate_and_literal_semicolons(wb: Workbench, out: Path) -> Non
     assert report.rows == len(table) > 0
     assert (table["times_seen"] >= 3).all() and set(table["platform"]) == {"ebay"}
     # A ';' inside a string literal is data, not a second statement.
-    report = wb.export(out / "semi.parquet", where="display_name <> 'a;b'", progress=False)
+    report = wb.export(out / "semi.parquet", where="display_name <> 'a;b)'", progress=False)
     assert report.rows == len(AWKWARD_NAMES)
+    report = wb.export(out / "quoted.parquet", where='("display_name" = \'Comma, Inc.\')',
+                       progress=False)
+    assert report.rows == 1
 
 
 def test_where_cannot_undo_the_other_filters(wb: Workbench, out: Path) -> None:

@@ -14,9 +14,10 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import pytest
-from exportdata import AWKWARD_NAMES, neutralized
 
 from sellerbench.workbench import Workbench
+
+from .exportdata import AWKWARD_NAMES, neutralized
 
 TEXT = ("id", "display_name", "normalized_name", "platform", "platform_id", "last_seen_run_id")
 TIMES = ("created_at", "updated_at")

@@ -10,12 +10,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from exportdata import AWKWARD_NAMES, fill
 
 from sellerbench import reports
 from sellerbench.errors import ExportError
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
+
+from .exportdata import AWKWARD_NAMES, fill
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"

@@ -10,12 +10,13 @@ import httpx
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from exportdata import AWKWARD_NAMES
 
 from sellerbench.client import ApiClient
 from sellerbench.errors import ApiError, AuthError, ExportError, TransportError
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench, connect
+
+from .exportdata import AWKWARD_NAMES
 
 SERVER_NAMES = [name for name in AWKWARD_NAMES if name.isprintable()]
 
