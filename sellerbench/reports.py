@@ -396,16 +396,28 @@ def _execute(source: Path, executed: Path, parameters: dict[str, Any], timeout: 
     import papermill
 
     try:
-        papermill.execute_notebook(
-            str(source), str(executed), parameters=parameters, kernel_name=kernel_name(),
-            progress_bar=progress, log_output=False, execution_timeout=timeout,
-            cwd=str(source.parent),
-        )
+        name = kernel_name()
+        with tempfile.TemporaryDirectory(prefix="sellerbench-kernel-") as sockets:
+            papermill.execute_notebook(
+                str(source), str(executed), parameters=parameters, kernel_name=name,
+                progress_bar=progress, log_output=False, execution_timeout=timeout,
+                cwd=str(source.parent), km=_kernel_manager(name, Path(sockets)),
+            )
     except papermill.PapermillExecutionError as exc:
         raise ExportError(
             f"the report notebook failed in cell {exc.exec_count}: {exc.ename}: "
             f"{exc.evalue}; the executed notebook is at {executed}"
         ) from exc
+
+
+def _kernel_manager(name: str, sockets: Path) -> Any:
+    """Talk to the kernel over Unix sockets in a private folder where the system has them:
+    no TCP port is opened, and ipykernel has no unencrypted-TCP warning to print."""
+    from jupyter_client.manager import KernelManager
+
+    if os.name != "posix":
+        return KernelManager(kernel_name=name)
+    return KernelManager(kernel_name=name, transport="ipc", ip=str(sockets / "kernel"))
 
 
 def kernel_name() -> str:

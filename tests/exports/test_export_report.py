@@ -143,6 +143,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_report_command_writes_html_and_data(rendered: dict[str, Any]) -> None:
     assert rendered["code"] == 0
+    assert not list(reports.NOTEBOOK.parent.glob("kernel*"))  # no kernel sockets left behind
     names = sorted(p.name for p in rendered["output"].iterdir())
     assert names == ["report.html", "report.ipynb", "runs.csv", "sellers.csv",
                      "sellers.parquet"]
