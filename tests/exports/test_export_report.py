@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -210,3 +211,15 @@ def test_report_renders_in_headless_chromium(rendered: dict[str, Any]) -> None:
     assert all(i["done"] and i["w"] > 0 and i["h"] > 0 and i["shown"] > 0 for i in images)
     assert (ARTIFACTS / "export-report.png").stat().st_size > 10_000
 
+
+
+def test_report_against_an_api_never_writes_the_token(server: Any, tmp_path: Path) -> None:
+    token = server.tokens["viewer"]
+    before = os.environ.get("SELLERBENCH_TOKEN")
+    result = reports.run_report(tmp_path / "out", api_url=server.url, token=token,
+                                cache=tmp_path / "cache.duckdb")
+    assert result.html.exists() and result.notebook.exists()
+    for path in (result.html, result.notebook):
+        assert token not in path.read_text(encoding="utf-8")
+    assert len(pd.read_parquet(tmp_path / "out" / "sellers.parquet")) > 0
+    assert os.environ.get("SELLERBENCH_TOKEN") == before  # put back as it was
