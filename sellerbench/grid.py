@@ -35,7 +35,9 @@ to wherever those sellers are afterwards, so an action never hits the wrong sell
 
 from __future__ import annotations
 
+import functools
 import html
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -67,10 +69,25 @@ ROW_COLOUR = (
 PIN_LIMIT = 200_000  # a select-all of more rows is kept as "every row", not as ids
 
 
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run under the grid's lock: with ipykernel 7 and JupyterLab 4.4+, widget messages
+    (the browser's data-requests, selections, clicks) may be handled on a kernel
+    *subshell* thread while a cell or a button handler runs on the main thread."""
+
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class SellersDataGrid(StreamingDataGrid):
     """A StreamingDataGrid answered by a Viewport; see the module docstring for why."""
 
-    def __init__(self, viewport: Viewport, **kwargs: Any) -> None:
+    def __init__(self, viewport: Viewport, *, lock: threading.RLock | None = None,
+                 **kwargs: Any) -> None:
+        self._lock = lock or threading.RLock()  # shared with the owning SellersGrid
         self.viewport = viewport
         # Called before the viewport is read (SellersGrid rebuilds and re-selects there)
         # and with the header's transforms; both set by the owner.
@@ -104,6 +121,7 @@ class SellersDataGrid(StreamingDataGrid):
 
     # -- messages from the browser -----------------------------------------------------
 
+    @_serialized
     def _handle_comm_msg(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
         kind = content.get("type") or content.get("event_type")
         try:
@@ -124,6 +142,7 @@ class SellersDataGrid(StreamingDataGrid):
         except Exception as exc:  # a failed reply must never put a traceback in a cell
             self.on_error("show these rows", exc)
 
+    @_serialized
     def answer(self, first: int | None, last: int | None) -> dict[str, Any] | None:
         """Send the rows ``first..last`` to the browser; returns the reply (None: no rows)."""
         self.prepare()
@@ -151,6 +170,7 @@ class SellersDataGrid(StreamingDataGrid):
                   buffers)
 
     @observe("_transforms")
+    @_serialized
     def _on_transforms_changed(self, change: dict[str, Any]) -> None:
         try:
             self.on_transforms(list(change["new"]))
@@ -159,6 +179,7 @@ class SellersDataGrid(StreamingDataGrid):
 
     # -- the DataGrid API, made to work on a streaming grid --------------------------------
 
+    @_serialized
     def get_visible_data(self) -> pd.DataFrame:
         """The rows the browser asked for last (the visible window), as shown."""
         if self._last_range is None:
@@ -167,6 +188,7 @@ class SellersDataGrid(StreamingDataGrid):
         return self.viewport.page(*self._last_range)
 
     @property
+    @_serialized
     def selected_cell_values(self) -> list[Any]:
         frame = self.viewport.frame(self.selected_row_ranges())
         return [v for row in frame.drop(columns=["id"]).itertuples(index=False) for v in row]
@@ -220,6 +242,7 @@ class SellersGrid(widgets.VBox):
         debounce_ms: int = 40,
     ) -> None:
         self.wb = wb
+        self._lock = threading.RLock()  # see _serialized
         self.confirm_delete_above = confirm_delete_above
         chosen = columns or [c for c in COLUMNS if show_ids or c.label != "Id"]
         self.viewport = Viewport(wb.store, columns=chosen)
@@ -304,6 +327,7 @@ class SellersGrid(widgets.VBox):
                         debounce_ms: int) -> SellersDataGrid:
         grid = SellersDataGrid(
             self.viewport,
+            lock=self._lock,
             debounce_delay=debounce_ms,
             default_renderer=TextRenderer(background_color=VegaExpr(ROW_COLOUR)),
             column_widths={c.label: COLUMN_WIDTHS.get(c.label, 120) for c in columns},
@@ -320,27 +344,32 @@ class SellersGrid(widgets.VBox):
     # -- selection ------------------------------------------------------------------
 
     @property
+    @_serialized
     def selected_count(self) -> int:
         self._prepare()
         return sum(b - a + 1 for a, b in self._ranges)
 
     @property
+    @_serialized
     def selected_ids(self) -> list[str]:
         """Seller ids of the selected rows, in grid order."""
         self._prepare()
         return self.viewport.ids(self._ranges)
 
+    @_serialized
     def selected_frame(self) -> pd.DataFrame:
         """The selected rows as shown, with their seller ids."""
         self._prepare()
         return self.viewport.frame(self._ranges)
 
+    @_serialized
     def select_rows(self, first: int, last: int | None = None, *, add: bool = False) -> None:
         """Select rows ``first..last`` (inclusive, grid order), like a click or a drag."""
         last = first if last is None else last
         self._prepare()
         self._set_selection([*(self._ranges if add else []), (first, last)])
 
+    @_serialized
     def select_ids(self, ids: Sequence[str]) -> int:
         """Select the rows showing these sellers; returns how many are shown."""
         self._prepare()
@@ -348,10 +377,12 @@ class SellersGrid(widgets.VBox):
         self._set_selection(ranges)
         return sum(b - a + 1 for a, b in ranges)
 
+    @_serialized
     def select_all(self) -> None:
         self._prepare()
         self._set_selection([(0, self.viewport.row_count - 1)])
 
+    @_serialized
     def clear_selection(self) -> None:
         self._set_selection([])
 
@@ -360,6 +391,7 @@ class SellersGrid(widgets.VBox):
         last = len(self.viewport.columns) - 1
         self.datagrid.selections = [{"r1": a, "r2": b, "c1": 0, "c2": last} for a, b in merged]
 
+    @_serialized
     def _on_selections(self, change: dict[str, Any]) -> None:
         rects = change["new"] or []
         self._ranges = merge_ranges(((r["r1"], r["r2"]) for r in rects), self.datagrid._row_count)
@@ -380,6 +412,7 @@ class SellersGrid(widgets.VBox):
         else:
             self._pinned = self.viewport.id_array(self._ranges)
 
+    @_serialized
     def _prepare(self) -> None:
         """Rebuild a stale snapshot and move a pinned selection to its sellers' new rows."""
         if self._pinned is None and not self.viewport.stale:
@@ -397,6 +430,7 @@ class SellersGrid(widgets.VBox):
             else:
                 self._set_selection(runs_of(self.viewport.positions(pinned)))
 
+    @_serialized
     def _reorder(self, change: Callable[[], None]) -> None:
         """Apply a filter or sort change, keeping the selection on the same sellers."""
         self._pin()
@@ -429,11 +463,13 @@ class SellersGrid(widgets.VBox):
 
     # -- live: changes from other cells ------------------------------------------------------
 
+    @_serialized
     def _on_event(self, event: str) -> None:
         """A sync, push or mutation happened (here or in another cell): show it."""
         self._events += 1
         self._guard("refresh", self.refresh)
 
+    @_serialized
     def refresh(self) -> None:
         """Re-read the cache when next needed: the browser's next request (which the tick
         asks for at once) or a Python read. Many changes in one cell cost one re-read."""
@@ -451,6 +487,7 @@ class SellersGrid(widgets.VBox):
             raise MutationError(f"select the sellers to {verb} first (click, shift-click or drag)")
         return ids
 
+    @_serialized
     def _acted(self, events_before: int, text: str) -> None:
         if self._events == events_before:  # the workbench did not tell us: look ourselves
             self.refresh()
@@ -537,11 +574,13 @@ class SellersGrid(widgets.VBox):
         self.message.value = f"<span style='color:#2e7d32'>{text}</span>"
 
     @property
+    @_serialized
     def status(self) -> str:
         """The status line as text, up to date."""
         self._prepare()
         return html.unescape(self.status_line.value.split("</span>")[0].split(">", 1)[1])
 
+    @_serialized
     def _update_status(self, *, syncing: bool = False) -> None:
         c = self.viewport.status()
         parts = [f"{c['total']:,} sellers" if c["shown"] == c["total"]

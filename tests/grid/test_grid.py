@@ -336,3 +336,40 @@ def test_a_selection_of_every_filtered_row_stays_on_those_sellers(grid: SellersG
     grid.select_all()  # all 10 flagged rows
     grid.set_flagged_filter("all")
     assert grid.selected_ids == [f"id-{i:06d}" for i in range(0, 100, 10)]
+
+
+def test_requests_on_a_subshell_thread_never_build_twice(grid: SellersGrid,
+                                                         offline_wb: Workbench) -> None:
+    # ipykernel 7 may handle the browser's data-requests on a subshell thread while a
+    # cell runs on the main thread: the snapshot must be built once per change, and
+    # every reply must hold whole rows.
+    import threading
+
+    sent = Sent(grid)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def browser() -> None:
+        while not stop.is_set():
+            try:
+                grid.datagrid._handle_comm_msg(None, {"type": "data-request", "r1": 0,
+                                                      "r2": 9}, [])
+            except BaseException as exc:  # pragma: no cover - the assertion reports it
+                errors.append(exc)
+
+    threads = [threading.Thread(target=browser) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        builds = grid.viewport.builds
+        for i in range(1, 6):
+            grid.select_rows(i)
+            grid.flag_selected()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert errors == [] and grid.message.value.startswith("<span style='color:#2e7d32'>")
+    assert grid.viewport.builds - builds <= 5  # at most one per change
+    assert len(sent.of("data-reply")) > 5
+    assert request(grid, sent, 0, 9)["Flagged"][:6] == ["yes"] * 6
