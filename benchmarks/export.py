@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="20,000 rows, two rounds")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds for the fast paths")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds for the fast paths")
     parser.add_argument("--keep", action="store_true", help="keep the cache and files")
     args = parser.parse_args(argv)
     rows, repeat = (20_000, 2) if args.quick else (args.rows, args.repeat)
