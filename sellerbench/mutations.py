@@ -453,7 +453,8 @@ def undo(wb: Workbench) -> str:
     if wb.store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to undo")
     undo_id = str(uuid.uuid4())
-    restore_missing = "restore" not in (features_of(wb) or {"restore"})
+    known = features_of(wb)
+    restore_missing = known is not None and "restore" not in known
     with wb.store.transaction() as con:
         action = _last_action(con)
         if action is None:
@@ -599,6 +600,7 @@ FROM mutations WHERE state IN ({states}) ORDER BY seq
 
 def _frame(store: Store, states: str) -> pd.DataFrame:
     with store.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")  # frames in UTC, like every other frame
         table = con.sql(_FRAME_SQL.format(states=states)).to_arrow_table()
     return table.to_pandas()
 

@@ -123,7 +123,7 @@ def features_of(wb: Workbench) -> frozenset[str] | None:
     client = wb.client
     if client is None:
         return None
-    return getattr(client, "_features", None)
+    return client.known_features
 
 
 # -- rows ------------------------------------------------------------------------------
@@ -621,7 +621,7 @@ class Pusher:
             # The server skips sellers that are gone: a count other than the cache
             # predicts means one of them may be; single calls will say which.
             expected = sum(x.server_flagged != call.flagged for x in muts)
-            if changed != expected:
+            if changed != expected and len(muts) > 1:
                 return Outcome(muts, "split", f"bulk flag changed {changed} of {expected}")
             return Outcome(muts, "done", flags={i: bool(call.flagged) for i in ids})
         if call.action == "toggle":

@@ -1,4 +1,5 @@
-"""A plain-Python model of what the analyst meant, and random actions that drive both.
+"""Helpers: a plain-Python model of what the analyst meant, random actions driving both,
+and a cache seeded without a server.
 
 The model knows sellers by a model key, holds (name, flagged, deleted) for each, and an
 undo stack of snapshots. After the workbench pushed and synced, the server's live
@@ -9,10 +10,15 @@ comparable: a restore on a base-contract server re-creates under a new id).
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
 
 from sellerbench.client import ApiClient
 from sellerbench.mutations import normalize_name
+from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
 
@@ -133,3 +139,34 @@ def server_live(url: str, token: str) -> dict[str, bool]:
                 return out
             cursor = page.next_cursor
     raise AssertionError("the server's seller list did not end")
+
+
+def seed_sellers(store: Store, n: int, *, flagged_every: int = 0) -> list[str]:
+    """Insert ``n`` server-looking sellers straight into the cache (no server needed)."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(n)]
+    names = [f"Seller {i:07d}" for i in range(n)]
+    table = pa.table(
+        {
+            "id": ids,
+            "display_name": names,
+            "normalized_name": [name.lower() for name in names],
+            "platform": ["ebay"] * n,
+            "platform_id": pa.nulls(n, pa.string()),
+            "times_seen": pa.array([i % 7 for i in range(n)], pa.int32()),
+            "flagged": [bool(flagged_every) and i % flagged_every == 0 for i in range(n)],
+            "first_seen_run_id": pa.nulls(n, pa.string()),
+            "last_seen_run_id": pa.nulls(n, pa.string()),
+            "created_at": pa.array([base] * n, pa.timestamp("us", tz="UTC")),
+            "updated_at": pa.array(
+                [base + timedelta(seconds=i) for i in range(n)], pa.timestamp("us", tz="UTC")
+            ),
+            "deleted_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+            "rev": pa.array(range(1, n + 1), pa.int64()),
+        }
+    )
+    with store.connect() as con:
+        con.register("_seed", table)
+        con.execute("INSERT INTO sellers SELECT * FROM _seed")
+        con.unregister("_seed")
+    return ids

@@ -11,11 +11,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from .mutation_model import Model, random_action, server_live
 
 from sellerbench.push import Backoff
 from sellerbench.server.faults import Faults
 from sellerbench.workbench import connect
+
+from .mutation_model import Model, random_action, server_live
 
 FAST = Backoff(base=0.01, cap=0.1)
 
