@@ -6,8 +6,11 @@ Reusable by any browser test (the grid here; a screenshot of an HTML report else
   temporary root/config/runtime/settings directories (nothing from the machine's own
   Jupyter setup leaks in); ``.url``, ``.token``, ``.root``, ``.lab_url(path)``.
   Stopped by PID at teardown (kernels, server, then any child still alive).
-- ``chromium`` (session): Debian's ``/usr/bin/chromium`` (never a downloaded browser)
-  launched headless by Playwright. Skips when Chromium is not installed.
+- ``chromium`` (per test): Debian's ``/usr/bin/chromium`` (never a downloaded browser)
+  launched headless by Playwright. Skips when Chromium is not installed. Per test, not
+  per session, on purpose: while a Playwright sync instance lives, it marks the main
+  thread's asyncio loop as running between its calls, which breaks every later test
+  that uses asyncio (nbclient, papermill, another Playwright). Launching costs ~1 s.
 - ``chromium_page``: a fresh 1400x900 page; its JavaScript errors collect in
   ``page.js_errors``.
 - ``lab_page``: ``chromium_page`` wrapped in ``lab.LabPage`` (open a notebook, run all
@@ -44,7 +47,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]
         lab.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/test.sh does)")
