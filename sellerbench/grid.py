@@ -15,10 +15,12 @@ How the streaming grid is used, and the defects of ipydatagrid 1.4 worked around
 - The cell-click error: on every click the browser looks the clicked row up in the
   model's full data (``getDatasetRowFromView`` reads ``dataset.data[<index column>][row]``),
   but a streaming grid ships ``_data`` with ``data: {}``, so it reads a property of
-  ``undefined`` and throws (the click never reaches the kernel). We send ``_data`` with
-  *empty* index columns instead: the lookup finds ``undefined`` and goes on. The click
-  message then lacks ``primary_key_row``, which made ipydatagrid's own Python handler
-  raise ``KeyError``; that handler (and the pandas-backed streaming one) is replaced.
+  ``undefined`` and throws ("Cannot read properties of undefined"; Lumino catches it and
+  logs it to the console, the selection still syncs, the click never reaches the
+  kernel). We send ``_data`` with *empty* index columns instead: the lookup finds
+  ``undefined`` and goes on. The click message then lacks ``primary_key_row``, which made
+  ipydatagrid's own Python handler raise ``KeyError``; that handler (and the
+  pandas-backed streaming one) is replaced, and clicks reach ``on_cell_click``.
 - ``.data``, ``get_visible_data()`` and ``selected_cell_values`` raise on a streaming
   grid; here they answer from the viewport. ``select()`` and ``clear_selection()``
   mutate the list in place, so no observer fired; here they assign a new list.
@@ -31,6 +33,12 @@ Selections are row ranges in the grid's current order. ``SellersGrid.selected_id
 maps them to seller ids through the same snapshot; when the data or the order changes
 (a sync, a flag, a sort) the selected ids are pinned first and the selection is moved
 to wherever those sellers are afterwards, so an action never hits the wrong sellers.
+
+Live: the grid subscribes to the workbench. A change only marks the snapshot stale and
+asks the browser to fetch its rows again ("tick"); the re-read happens once, on the
+next request (or at once after a toolbar action). With ipykernel 7, widget messages may
+run on a kernel subshell thread while a cell runs on the main thread, so every entry
+point takes one lock (``_serialized``): one snapshot is built at a time, never two.
 """
 
 from __future__ import annotations
