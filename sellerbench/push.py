@@ -461,7 +461,10 @@ class Pusher:
                 continue
             action = self._action(m)
             group = (action, m.flagged if action == "flag_bulk" else None)
-            if action.endswith("_bulk") and (m.solo or not self.coalesce):
+            # Sent alone before with no answer: again alone, as the same request (its key
+            # must meet the same body, or a create could land twice).
+            alone = m.solo or not self.coalesce or (m.sent_at is not None and not m.resolved)
+            if action.endswith("_bulk") and alone:
                 group = (action, m.id)
             loose.setdefault(group, []).append(m)
         for key, muts in batches.items():

@@ -1,0 +1,93 @@
+"""Acceptance: kill -9 at random points during a push, then restart and push again.
+
+Each trial queues random changes, lets a separate process push them, kills it with
+SIGKILL after a random delay (before, during or after its requests and commits), then
+opens the cache again, pushes until the queue drains and syncs. After every trial the
+server must hold exactly what the analyst meant: nothing lost, nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sellerbench.push import Backoff
+from sellerbench.workbench import connect
+
+from .mutation_model import Model, random_action, server_live
+
+TRIALS = 10  # per contract level: 20 in all
+CHILD = """
+import sys
+from sellerbench.workbench import connect
+wb = connect(sys.argv[1], None, sys.argv[2], auto_push=False)
+wb.client.backoff = 0.005
+print("ready", flush=True)
+wb.push(coalesce=sys.argv[3] == "1")
+print("done", flush=True)
+"""
+
+
+def _push_and_kill(url: str, token: str, cache, coalesce: bool, delay: float) -> str:
+    env = {**os.environ, "SELLERBENCH_TOKEN": token}  # not in argv: never in a process list
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, url, str(cache), "1" if coalesce else "0"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return "finished" if proc.stdout.read().strip() == "done" else "killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base_only", [False, True], ids=["full", "base-only"])
+def test_kill_minus_nine_during_push(make_server, tmp_path, base_only):
+    server = make_server(n=120, base_only=base_only, seed=13)
+    token = server.tokens["analyst"]
+    cache = tmp_path / "cache.duckdb"
+    wb = connect(server.url, token, cache, auto_push=False)
+    wb.sync(progress=False)
+    model = Model.from_workbench(wb)
+    wb.close()
+    rng = random.Random(21 if base_only else 20)
+    freed: list[str] = []
+    outcomes = []
+    for trial in range(TRIALS):
+        wb = connect(server.url, token, cache, auto_push=False)
+        changes = 0
+        while changes < 30:
+            changes += random_action(wb, model, rng, freed)[1]
+        wb.close()
+        coalesce = trial % 3 == 2
+        outcomes.append(_push_and_kill(server.url, token, cache, coalesce, rng.uniform(0, 1.2)))
+
+        wb = connect(server.url, token, cache, auto_push=False)
+        try:
+            for _ in range(20):
+                report = wb.push(wait=2.0, backoff=Backoff(0.01, 0.05))
+                if report.still_pending == 0:
+                    break
+            assert report.still_pending == 0, report
+            assert wb.failed().empty, wb.failed()[["kind", "change", "error"]].to_string()
+            wb.sync(progress=False)
+            local = wb.sellers()
+        finally:
+            wb.close()
+        actual = server_live(server.url, token)
+        assert actual == model.expected(), f"trial {trial}"
+        assert dict(zip(local.normalized_name, local.flagged, strict=True)) == actual
+    assert "killed" in outcomes, outcomes  # at least some kills landed mid-push
+    print(f"\n{'base-only' if base_only else 'full'}: {outcomes}")
