@@ -53,6 +53,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from . import runs
+
+    with _workbench(args) as wb:
+        if args.action == "watch":
+            watcher = runs.watch_text(wb, args.run_id, interval=args.interval)
+            return 1 if watcher.message.startswith("stopped") else 0
+        print(runs.table(wb, limit=args.limit))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     flagged = True if args.flagged else False if args.unflagged else None
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
@@ -95,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--full", action="store_true", help="re-read everything from the server")
     sync.add_argument("--quiet", action="store_true", help="no progress bar")
     sync.set_defaults(func=cmd_sync)
+
+    runs = sub.add_parser(
+        "runs", help="list collection runs, or watch active ones (runs watch [RUN_ID])"
+    )
+    runs.add_argument("action", nargs="?", choices=("list", "watch"), default="list",
+                      help="list (default) or watch progress until the runs end")
+    runs.add_argument("run_id", nargs="?", help="watch this run (default: every active run)")
+    runs.add_argument("--limit", type=int, default=20, help="runs to list (default 20)")
+    runs.add_argument("--interval", type=float, default=2.0,
+                      help="seconds between polls where the activity stream is unavailable")
+    _add_connection_options(runs)
+    runs.set_defaults(func=cmd_runs)
 
     export = sub.add_parser("export", help="write the sellers you see to CSV, JSON or Parquet")
     export.add_argument("path", help="file to write; the suffix picks the format")

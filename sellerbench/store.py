@@ -80,14 +80,20 @@ MIGRATIONS: list[str] = [
         rev                   BIGINT
     );
 
+    -- One checkpoint per feed, written in the same transaction as each page (sync.py).
     CREATE TABLE sync_state (
-        feed          VARCHAR PRIMARY KEY,   -- 'sellers' | 'collection_runs'
-        mode          VARCHAR NOT NULL,      -- 'rev' | 'base'
-        since_rev     BIGINT,                -- rev mode: highest rev applied
-        cursor        VARCHAR,               -- an unfinished pass: the next page's cursor
-        high_water    TIMESTAMPTZ,           -- base mode: newest updated_at seen
-        pass_started  TIMESTAMPTZ,
-        last_synced   TIMESTAMPTZ
+        feed           VARCHAR PRIMARY KEY,  -- 'sellers' | 'collection_runs'
+        mode           VARCHAR NOT NULL,     -- 'rev' | 'base'
+        server         VARCHAR,              -- the API url these rows came from
+        since_rev      BIGINT,               -- rev mode: highest rev applied
+        bulk_until_rev BIGINT,               -- rev mode, pass began empty: revs up to it are new
+        cursor         VARCHAR,              -- base mode, a pass under way: next page's cursor
+        pass_since     TIMESTAMPTZ,          -- base mode, a pass under way: its updated_since
+        pass_high      TIMESTAMPTZ,          -- base mode, a pass under way: newest updated_at
+        bulk_pass      BOOLEAN,              -- base mode: the pass under way began empty
+        high_water     TIMESTAMPTZ,          -- base mode: newest updated_at of a whole pass
+        pass_started   TIMESTAMPTZ,
+        last_synced    TIMESTAMPTZ
     );
 
     -- The analyst's changes (mutations.py). A row is the queue entry AND the overlay:
@@ -254,8 +260,8 @@ class Store:
         who = f"process {pid}" if pid else "another process"
         return CacheLockedError(
             f"the cache {self.path} is held by {who} and stayed busy for "
-            f"{self.lock_timeout:g} s; finish or close that kernel, open this cache "
-            f"read-only, or point SELLERBENCH_CACHE at another file",
+            f"{self.lock_timeout:g} s; finish the work there or shut that kernel down, "
+            f"or point SELLERBENCH_CACHE at another file",
             path=str(self.path),
             pid=pid,
         )

@@ -56,7 +56,9 @@ class Workbench:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP client and stop the embedded demo server, if any."""
+        """Close run watchers, the HTTP client and the embedded demo server, if any."""
+        for watcher in self.__dict__.pop("_watchers", []):  # set by runs.watch()
+            watcher.close()
         if self.client is not None:
             self.client.close()
         if self._server is not None:

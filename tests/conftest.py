@@ -8,16 +8,20 @@
 
 Each has ``.url``, ``.tokens`` (``analyst``, ``viewer``, ``admin``), ``.data_dir``,
 ``.faults`` (switches that may be changed while it runs) and ``.stop()``.
+
+- ``wb``: a connected Workbench (analyst) on ``server`` with a fresh cache in tmp_path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sellerbench.server.embedded import EmbeddedServer, start
+from sellerbench.workbench import Workbench, connect
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +53,11 @@ def make_server(
     yield factory
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture
+def wb(server: EmbeddedServer, tmp_path: Path) -> Iterator[Workbench]:
+    """A workbench on the session server (every extension) with a fresh cache, not synced."""
+    workbench = connect(server.url, server.tokens["analyst"], tmp_path / "cache.duckdb")
+    yield workbench
+    workbench.close()

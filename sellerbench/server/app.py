@@ -58,11 +58,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _install_plugins(app: FastAPI) -> None:
     """Routers and background services from other modules: one ``install(app)`` line each."""
-    from . import api_collection, api_export, api_sellers
+    from . import activity, api_collection, api_export, api_sellers
 
     api_sellers.install(app)
     api_export.install(app)
     api_collection.install(app)
+    activity.install(app)  # run control, the activity stream, the run simulator
 
 
 def create_app(

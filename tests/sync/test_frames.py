@@ -1,0 +1,117 @@
+"""Reading the cache: frames with sensible dtypes, search, SQL, status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from sellerbench.errors import SellerbenchError
+from sellerbench.workbench import Workbench, connect
+
+
+@pytest.fixture
+def synced(wb: Workbench) -> Workbench:
+    wb.sync(progress=False)
+    return wb
+
+
+def test_sellers_frame_dtypes(synced: Workbench) -> None:
+    df = synced.sellers()
+    assert len(df) == synced.status()["sellers"] and len(df) > 0
+    assert df["id"].dtype == pd.StringDtype() and df["display_name"].dtype == pd.StringDtype()
+    assert df["times_seen"].dtype == pd.Int64Dtype()
+    assert df["flagged"].dtype == pd.BooleanDtype()
+    for column in ("created_at", "updated_at", "deleted_at"):
+        assert str(df[column].dtype) == "datetime64[us, UTC]"
+    assert df["deleted_at"].isna().all()
+    assert df["updated_at"].is_monotonic_decreasing
+
+
+def test_flagged_filter_and_deleted(synced: Workbench) -> None:
+    flagged = synced.sellers(flagged=True)
+    assert len(flagged) > 0 and flagged["flagged"].all()
+    assert len(flagged) + len(synced.sellers(flagged=False)) == len(synced.sellers())
+    everything = synced.sellers(include_deleted=True)
+    assert len(everything) - len(synced.sellers()) == synced.status()["deleted"]
+
+
+def test_search_is_a_bound_case_insensitive_substring(synced: Workbench) -> None:
+    name = synced.sellers()["display_name"].iloc[0]
+    part = name[1:5].swapcase()
+    found = synced.sellers(search=part)
+    assert name in set(found["display_name"])
+    lower = part.lower()
+    matches = found["display_name"].str.lower().str.contains(lower, regex=False) | found[
+        "normalized_name"
+    ].str.contains(lower, regex=False)
+    assert matches.all()
+    assert synced.sellers(search="' OR 1=1 --").empty
+    assert synced.sellers(search="%").empty  # no LIKE wildcards: a literal percent sign
+
+
+def test_runs_frame(synced: Workbench, server: Any) -> None:
+    runs = synced.runs()
+    assert len(runs) >= 1 and runs["id"].dtype == pd.StringDtype()
+    assert runs["sellers_found"].dtype == pd.Int64Dtype()
+    assert str(runs["started_at"].dtype) == "datetime64[us, UTC]"
+    assert runs["created_at"].is_monotonic_decreasing
+
+
+def test_sql_binds_parameters_and_returns_a_frame(synced: Workbench) -> None:
+    df = synced.sql(
+        "SELECT flagged, count(*) AS n FROM visible_sellers WHERE times_seen >= ? "
+        "GROUP BY flagged ORDER BY flagged", [0]
+    )
+    assert list(df.columns) == ["flagged", "n"] and df["n"].dtype == pd.Int64Dtype()
+    assert df["n"].sum() == synced.status()["sellers"]
+    named = synced.sql("SELECT count(*) AS n FROM sellers WHERE flagged = $f", {"f": True})
+    assert named["n"].iloc[0] >= synced.status()["flagged"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["DELETE FROM sellers", "UPDATE sellers SET flagged = true", "DROP TABLE sellers",
+     "CREATE TABLE mine AS SELECT 1", "ATTACH 'other.duckdb'", "SELECT 1; DELETE FROM sellers"],
+)
+def test_sql_is_read_only(synced: Workbench, statement: str) -> None:
+    before = synced.status()["sellers"]
+    with pytest.raises(SellerbenchError, match="read-only"):
+        synced.sql(statement)
+    assert synced.status()["sellers"] == before
+
+
+def test_sql_errors_are_clear(synced: Workbench) -> None:
+    with pytest.raises(SellerbenchError, match="the query failed"):
+        synced.sql("SELECT no_such_column FROM sellers")
+    with pytest.raises(SellerbenchError, match="cannot be parsed"):
+        synced.sql("SELEC 1")
+
+
+def test_status_reports_counts_mode_and_never_the_token(synced: Workbench, server: Any) -> None:
+    status = synced.status()
+    assert status["mode"] == "rev" and status["server"] == server.url
+    assert status["sellers"] + status["deleted"] == 300
+    assert status["pending"] == 0 and status["last_sync"]
+    assert "rev_feed" in status["features"]
+    assert server.tokens["analyst"] not in repr(status)
+
+
+def test_status_works_offline_from_what_was_remembered(
+    synced: Workbench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SELLERBENCH_API_URL", raising=False)
+    with connect(cache=synced.store.path) as offline:
+        status = offline.status()
+        frame = offline.sellers()
+    assert status["server"] == synced.client.base_url and "rev_feed" in status["features"]
+    assert len(frame) == status["sellers"]
+
+
+def test_fresh_cache_reads_empty_frames(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SELLERBENCH_API_URL", raising=False)
+    with connect(cache=tmp_path / "empty.duckdb") as wb:
+        assert wb.sellers().empty and wb.runs().empty
+        assert wb.sellers()["id"].dtype == pd.StringDtype()
+        assert wb.status()["last_sync"] is None
