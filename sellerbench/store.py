@@ -144,21 +144,30 @@ MIGRATIONS: list[str] = [
     GROUP BY seller_id;
 
     -- Server rows with the pending effects on top, tombstones included, plus the
-    -- sellers created here that the server has not confirmed yet.
+    -- sellers created here that the server has not confirmed yet. Three branches, so
+    -- the million rows without pending changes pass through untouched (no per-row
+    -- coalesce; filters and top-N sorts reach the table's own columns).
     CREATE VIEW visible_sellers_all AS
+    SELECT s.id, s.display_name, s.normalized_name, s.platform, s.platform_id,
+           s.times_seen, s.flagged, s.first_seen_run_id, s.last_seen_run_id,
+           s.created_at, s.updated_at, s.deleted_at
+    FROM sellers s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM mutations m WHERE m.state = 'pending' AND m.seller_id = s.id)
+    UNION ALL
     SELECT s.id,
-           coalesce(e.name, s.display_name) AS display_name,
-           coalesce(e.normalized, s.normalized_name) AS normalized_name,
+           coalesce(e.name, s.display_name),
+           coalesce(e.normalized, s.normalized_name),
            s.platform, s.platform_id, s.times_seen,
-           coalesce(e.flagged, s.flagged) AS flagged,
+           coalesce(e.flagged, s.flagged),
            s.first_seen_run_id, s.last_seen_run_id, s.created_at,
-           greatest(s.updated_at, e.changed_at) AS updated_at,
+           greatest(s.updated_at, e.changed_at),
            CASE e.life
                WHEN 'delete' THEN coalesce(s.deleted_at, e.life_at)
                WHEN 'restore' THEN NULL
                ELSE s.deleted_at
-           END AS deleted_at
-    FROM sellers s LEFT JOIN pending_effects e ON e.seller_id = s.id
+           END
+    FROM sellers s JOIN pending_effects e ON e.seller_id = s.id
     UNION ALL
     SELECT e.seller_id, e.name, e.normalized, 'ebay', NULL::VARCHAR, 0,
            coalesce(e.flagged, false), NULL::VARCHAR, NULL::VARCHAR, e.created_at,
