@@ -47,6 +47,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    with _workbench(args) as wb:
+        if args.pending:
+            frame = wb.pending()
+            print(frame.to_string(index=False) if len(frame) else "nothing queued")
+            return 0
+        report = wb.push(wait=args.wait, coalesce=not args.one_by_one)
+    print(report)
+    return 0 if report.still_pending == 0 and report.failed == 0 else 1
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with _workbench(args) as wb:
         _print(wb.status())
@@ -106,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--full", action="store_true", help="re-read everything from the server")
     sync.add_argument("--quiet", action="store_true", help="no progress bar")
     sync.set_defaults(func=cmd_sync)
+
+    push = sub.add_parser("push", help="send queued seller changes to the API now")
+    _add_connection_options(push)
+    push.add_argument("--wait", type=float, default=10.0,
+                      help="seconds to keep retrying changes that failed for now (default 10)")
+    push.add_argument("--one-by-one", action="store_true",
+                      help="one request per change instead of bulk calls")
+    push.add_argument("--pending", action="store_true",
+                      help="only list the queue (and refused changes), send nothing")
+    push.set_defaults(func=cmd_push)
 
     runs = sub.add_parser(
         "runs", help="list collection runs, or watch active ones (runs watch [RUN_ID])"
