@@ -202,7 +202,7 @@ class Outcome:
 def push(
     wb: Workbench,
     *,
-    wait: float = 10.0,
+    wait: float = 3.0,
     coalesce: bool = True,
     backoff: Backoff | None = None,
     retry_now: bool = True,
