@@ -15,6 +15,7 @@
      │    ├── ConflictError       409: DUPLICATE or INVALID_TRANSITION
      │    ├── ApiValidationError  400 / 422: the request was malformed or refused
      │    └── ProtocolError       the response was not what the contract promises
+     │         └── SyncError      a sync met a bad page (names it); the cache kept the pages before
      ├── MutationError            a seller change was refused before anything was queued
      └── ExportError              an export could not be written
 
@@ -41,6 +42,7 @@ __all__ = [
     "RateLimitedError",
     "SellerbenchError",
     "ServerError",
+    "SyncError",
     "TransportError",
 ]
 
@@ -146,6 +148,11 @@ class ApiValidationError(ApiError):
 
 class ProtocolError(ApiError):
     """The response does not follow the contract (malformed page, wrong shape)."""
+
+
+class SyncError(ProtocolError):
+    """A sync met a malformed page; the message names the page (its request) and the
+    cache keeps every page committed before it."""
 
 
 class MutationError(SellerbenchError):

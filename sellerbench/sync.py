@@ -60,7 +60,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .client import ApiClient
-from .errors import ApiValidationError, ConfigError, ProtocolError, SellerbenchError
+from .errors import (
+    ApiValidationError,
+    ConfigError,
+    ProtocolError,
+    SellerbenchError,
+    SyncError,
+)
 from .pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage
 from .store import Store
 
@@ -223,11 +229,14 @@ def _pull(
                 state = _State(feed=feed.table, mode=mode, server=client.base_url)
                 return puller(con, client, feed, state, reset=True, bar=bar, arrow=arrow)
         except ProtocolError as exc:
-            exc.message += (
-                "; the cache keeps every page before this one: run sync again once the "
-                "server is fixed"
-            )
-            raise
+            raise SyncError(
+                f"a bad {feed.table} page: {exc.message}; the cache keeps every page "
+                f"before this one: run sync again once the server is fixed",
+                status=exc.status,
+                code=exc.code,
+                method=exc.method,
+                url=exc.url,
+            ) from exc
 
 
 def _pull_rev(

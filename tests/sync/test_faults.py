@@ -16,7 +16,7 @@ import pytest
 
 from sellerbench import sync as sync_module
 from sellerbench.client import ApiClient
-from sellerbench.errors import ProtocolError, TransportError
+from sellerbench.errors import ProtocolError, SyncError, TransportError
 from sellerbench.workbench import Workbench
 
 from .syncutil import assert_cache_equals_server, cache_sellers, proxy, without_features
@@ -82,7 +82,7 @@ def test_bad_page_stops_sync_and_keeps_the_last_good_state(
     srv = make_server(n=350)
     wb = make_wb(srv)
     upstream = _on_proxy(wb, srv, _nth_sellers_page(3, damage))
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(SyncError) as caught:
         wb.sync(progress=False)
     message = str(caught.value)
     assert complaint in message and "run sync again" in message
