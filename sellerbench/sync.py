@@ -168,7 +168,7 @@ def sync(wb: Workbench, *, progress: bool = True, full: bool = False) -> SyncRep
             "sb.connect(), or set SELLERBENCH_API_URL and SELLERBENCH_TOKEN"
         )
     started = time.perf_counter()
-    with wb.store.connect() as con:
+    with _sync_lock(wb.store), wb.store.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         pushed = _push_queued(wb) if _has_pending(con) else None
         features = client.features
@@ -188,6 +188,22 @@ def sync(wb: Workbench, *, progress: bool = True, full: bool = False) -> SyncRep
     report.seconds = time.perf_counter() - started
     wb._changed("sync")
     return report
+
+
+_SYNC_LOCKS: dict[str, threading.Lock] = {}
+_SYNC_LOCKS_GUARD = threading.Lock()
+
+
+def _sync_lock(store: Store) -> threading.Lock:
+    """One sync at a time per cache file in this process.
+
+    Connections to one file inside one process share a database, so two syncs (a cell
+    and the run watcher's background sync) would race on the same rows and one would
+    die of a write conflict. The second waits for the first and then finds little to do.
+    """
+    key = str(store.path.resolve())
+    with _SYNC_LOCKS_GUARD:
+        return _SYNC_LOCKS.setdefault(key, threading.Lock())
 
 
 def _has_pending(con: duckdb.DuckDBPyConnection) -> bool:

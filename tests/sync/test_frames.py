@@ -115,3 +115,25 @@ def test_fresh_cache_reads_empty_frames(tmp_path, monkeypatch: pytest.MonkeyPatc
         assert wb.sellers().empty and wb.runs().empty
         assert wb.sellers()["id"].dtype == pd.StringDtype()
         assert wb.status()["last_sync"] is None
+
+
+def test_two_syncs_at_once_in_one_process_both_finish(wb: Any) -> None:
+    """A cell's sync and a background sync (the run watcher's) must not collide."""
+    import threading
+
+    wb.sync(progress=False)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            wb.sync(progress=False, full=True)
+        except BaseException as exc:  # the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert wb.sql("select count(*) as n from sellers")["n"][0] > 0
