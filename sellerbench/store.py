@@ -14,6 +14,11 @@ Tables (readable from the plain duckdb CLI, read-only, when no kernel holds the 
 - ``mutations``        the analyst's queued and past changes (see ``mutations.py``)
 - ``meta``             schema version, server url and features seen
 - view ``visible_sellers``: server rows with pending mutations applied (what the analyst sees)
+- view ``pending_changes``: the queue in plain terms (what ``wb.pending()`` lists)
+
+A damaged file (cut short, a block overwritten) raises ``CacheCorruptError`` wherever
+the damage is met; ``Store(path).rebuild()`` moves it aside, starts a fresh cache that
+keeps the queued changes it can still read, and the next sync refills the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -30,11 +36,13 @@ import pyarrow as pa
 
 from .errors import CacheCorruptError, CacheError, CacheLockedError, CacheVersionError
 
-__all__ = ["SCHEMA_VERSION", "Store"]
+__all__ = ["SCHEMA_VERSION", "Rebuilt", "Store"]
 
 DEFAULT_CACHE = Path("data") / "sellerbench.duckdb"
 
-# Each entry moves the schema from version i to i+1. Never edit a landed entry: append.
+# Each entry moves the schema from version i to i+1. Never edit a landed entry: append
+# (a cache written at version 1 is kept in data/fixtures/ and must upgrade to the schema
+# of a new cache; tests/reliability/test_cache_files.py checks it, views included).
 MIGRATIONS: list[str] = [
     # 0 -> 1
     """
@@ -179,10 +187,43 @@ MIGRATIONS: list[str] = [
     CREATE VIEW visible_sellers AS
     SELECT * FROM visible_sellers_all WHERE deleted_at IS NULL;
     """,
+    # 1 -> 2: the queue as the analyst thinks of it, for %sql and the duckdb CLI.
+    """
+    CREATE VIEW pending_changes AS
+    SELECT seq, action_id, kind, seller_id, flagged, name, state, attempts,
+           sent_at IS NOT NULL AND state = 'pending' AS in_flight, error, created_at
+    FROM mutations
+    WHERE state IN ('pending', 'failed');
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
+# What DuckDB says when it meets a damaged file (checked on open and on every read).
+_DAMAGE = ("corrupt database file", "could not read enough bytes",
+           "not a valid duckdb database", "checksum")
+
+
+def _is_damage(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(mark in text for mark in _DAMAGE)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What ``Store.rebuild()`` did: the fresh cache, where the damaged file went, and
+    how many queue rows it kept (``lost`` says why none could be read)."""
+
+    path: Path
+    damaged: Path
+    kept: int
+    lost: str | None = None
+
+    def __str__(self) -> str:
+        kept = (f"kept {self.kept} queued change row(s)" if self.lost is None
+                else f"the queued changes {self.lost}: they are lost")
+        return (f"rebuilt {self.path}: {kept}; the damaged file is {self.damaged}. "
+                f"Sync now to pull the server's rows again and push what was kept")
 
 
 class Store:
@@ -213,6 +254,11 @@ class Store:
             if not self._migrated:
                 self._migrate(con)
             yield con
+        except duckdb.Error as exc:
+            # A damaged block is met only when read: say so, whatever was reading it.
+            if _is_damage(exc):
+                raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
+            raise
         finally:
             con.close()
 
@@ -277,8 +323,10 @@ class Store:
 
     def _corrupt_message(self, text: str) -> str:
         return (
-            f"the cache {self.path} cannot be read ({text.splitlines()[0]}); move it aside "
-            f"and sync again to rebuild it from the server"
+            f"the cache {self.path} cannot be read ({text.splitlines()[0]}); rebuild it "
+            f"with sellerbench.store.Store({str(self.path)!r}).rebuild(), which moves it "
+            f"aside and keeps the queued changes it can still read, then sync again to "
+            f"refill it from the server"
         )
 
     # -- schema ------------------------------------------------------------------
@@ -329,6 +377,63 @@ class Store:
             return 0
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
+
+    # -- rebuilding a damaged file -----------------------------------------------------
+
+    def rebuild(self) -> Rebuilt:
+        """Move a damaged cache aside and start a fresh one holding the queue it can read.
+
+        The fresh cache has no server rows and no checkpoints: the next sync pushes the
+        kept changes and pulls everything again. The damaged file stays beside it as
+        ``<name>.damaged-<time>`` (nothing is deleted). A file another process holds
+        raises CacheLockedError and is left alone.
+        """
+        if self.read_only:
+            raise CacheError(f"the cache {self.path} is open read-only; rebuild needs write")
+        queue, lost = self._salvage_queue()
+        damaged = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", ".wal"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                os.replace(source, Path(str(damaged) + suffix))
+        self._migrated = False
+        kept = 0
+        with self.transaction() as con:
+            if queue is not None and queue.num_rows:
+                kept = self._restore_queue(con, queue)
+        return Rebuilt(self.path, damaged, kept, lost)
+
+    def _salvage_queue(self) -> tuple[pa.Table | None, str | None]:
+        """The damaged file's mutations table, or None and why it could not be read."""
+        if not self.path.exists():
+            return None, "could not be read (there is no file)"
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            if "lock" in str(exc).lower():
+                raise self._locked(str(exc)) from exc
+            return None, f"could not be read ({str(exc).splitlines()[0]})"
+        try:
+            return con.sql("SELECT * FROM mutations").to_arrow_table(), None
+        except duckdb.Error as exc:
+            return None, f"could not be read ({str(exc).splitlines()[0]})"
+        finally:
+            con.close()
+
+    @staticmethod
+    def _restore_queue(con: duckdb.DuckDBPyConnection, queue: pa.Table) -> int:
+        """Insert the kept rows as they were (same seq, so the same order) and move the
+        sequence past them, so new changes still come after."""
+        columns = {r[0] for r in con.execute("DESCRIBE mutations").fetchall()}
+        shared = [c for c in queue.column_names if c in columns]
+        con.register("sb_kept", queue.select(shared))
+        try:
+            con.execute("INSERT INTO mutations BY NAME SELECT * FROM sb_kept")
+        finally:
+            con.unregister("sb_kept")
+        top = con.execute("SELECT coalesce(max(seq), 0) FROM mutations").fetchone()[0]
+        con.execute("SELECT count(nextval('mutation_seq')) FROM range(?)", [top])
+        return queue.num_rows
 
     # -- small helpers used across modules -------------------------------------------
 
