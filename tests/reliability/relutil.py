@@ -100,10 +100,13 @@ def child(code: str, *args: str, token: str | None = None) -> subprocess.Popen:
     )
 
 
-def kill_after(proc: subprocess.Popen, ready: str, delay: float, *, limit: float = 60) -> str:
+def kill_after(
+    proc: subprocess.Popen, ready: str, delay: float, *, limit: float = 60
+) -> tuple[str, list[str]]:
     """Wait for the child's ``ready`` line, let it work ``delay`` s, SIGKILL it.
 
-    Returns "killed" or "finished" (it ended before the kill landed)."""
+    Returns "killed" or "finished" (it ended before the kill landed) and the lines it
+    printed after ``ready``."""
     try:
         line = proc.stdout.readline().strip()
         assert line == ready, f"child said {line!r}"
@@ -113,7 +116,8 @@ def kill_after(proc: subprocess.Popen, ready: str, delay: float, *, limit: float
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=limit)
-        return "killed" if proc.returncode == -signal.SIGKILL else "finished"
+        lines = proc.stdout.read().splitlines()
+        return ("killed" if proc.returncode == -signal.SIGKILL else "finished"), lines
     finally:
         if proc.poll() is None:
             proc.kill()
