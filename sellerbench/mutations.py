@@ -428,12 +428,16 @@ def auto_push(wb: Workbench) -> PushReport | None:
     """Push after a change when configured; what cannot be sent now stays queued, quietly."""
     if not wb.auto_push or wb.client is None:
         return None
+    retries = wb.client.retries
+    wb.client.retries = 0  # one try each: an unreachable API must not stall the cell
     try:
         return _push(wb, wait=0.0, retry_now=False)
     except SellerbenchError as exc:
         # The change is safe in the queue; say why it is not on the server yet.
         print(f"sellerbench: change queued, not pushed yet: {exc}", file=sys.stderr)
         return None
+    finally:
+        wb.client.retries = retries
 
 
 def push(wb: Workbench, **options: Any) -> PushReport:

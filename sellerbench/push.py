@@ -36,9 +36,10 @@ Exactly once, by contract level:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import os
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .outcomes import Call, Mut, Outcome, read_heads, record, registered
 
 if TYPE_CHECKING:
     from .client import ApiClient
@@ -126,76 +128,6 @@ def features_of(wb: Workbench) -> frozenset[str] | None:
     return client.known_features
 
 
-# -- rows ------------------------------------------------------------------------------
-
-_COLUMNS = (
-    "seq, id, kind, seller_id, old_id, flagged, name, normalized, frees, prior, step, "
-    "batch, solo, sent_at, anchor, attempts"
-)
-
-
-@dataclass
-class Mut:
-    """A pending mutation as push handles it, plus the cached server row of its seller."""
-
-    seq: int
-    id: str
-    kind: str
-    seller_id: str
-    old_id: str | None
-    flagged: bool | None
-    name: str | None
-    normalized: str | None
-    frees: str | None
-    prior: Any
-    step: int
-    batch: str | None
-    solo: bool
-    sent_at: datetime | None
-    anchor: datetime | None
-    attempts: int
-    server_flagged: bool | None = None
-    server_updated: datetime | None = None
-    server_deleted: bool = False
-    batch_size: int = 0  # pending members of its batch
-    resolved: bool = False  # a look-up this round settled what the server holds
-
-    @property
-    def label(self) -> str:
-        what = {"flag": f"flag={self.flagged}", "rename": f"rename to {self.name!r}"}
-        return f"{what.get(self.kind, self.kind)} of {self.seller_id}"
-
-
-@dataclass
-class Call:
-    """One request to make: ``action`` names the endpoint, ``muts`` what it carries."""
-
-    action: str
-    muts: list[Mut]
-    key: str | None = None
-    flagged: bool | None = None
-
-    @property
-    def bulk(self) -> bool:
-        return self.action.endswith("_bulk")
-
-
-@dataclass
-class Outcome:
-    """What happened to the mutations of one call (or one look-up)."""
-
-    muts: list[Mut]
-    result: str  # done | failed | uncertain | retry | unsent | advance | split | lookup
-    error: str | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    flags: dict[str, bool] = field(default_factory=dict)
-    deleted: list[str] = field(default_factory=list)
-    restored: list[str] = field(default_factory=list)
-    moved: dict[str, str] = field(default_factory=dict)  # mutation id -> server id
-    retry_after: float | None = None
-    per_mut: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-
-
 # -- the public entry point ------------------------------------------------------------------
 
 
@@ -231,16 +163,63 @@ def push(
         pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
     finally:
         pusher.report.seconds = time.monotonic() - started
-        pusher.report.still_pending = _count_pending(wb.store)
+        pusher.report.still_pending = _finish(wb.store, release=pusher.leased)
         if pusher.report.sent or pusher.report.reads or pusher.report.failed:
             wb._changed("push")
     return pusher.report
 
 
-def _count_pending(store: Store) -> int:
+def _finish(store: Store, *, release: bool) -> int:
+    """Release our lease (if held); how many changes are still pending."""
     with store.connect() as con:
+        if release:
+            con.execute(
+                "DELETE FROM meta WHERE key = ? AND value LIKE ?", [_LEASE, f"{os.getpid()} %"]
+            )
         query = "SELECT count(*) FROM mutations WHERE state = 'pending'"
         return con.execute(query).fetchall()[0][0]
+
+
+# Two kernels may share a cache (short connections interleave): one pushes at a time,
+# or both could send the same change (harmless with keys, a double toggle without).
+_LEASE = "push_lease"
+_LEASE_SECONDS = 120.0  # renewed at every flush; a killed pusher's lease is taken over
+
+
+def _claim_lease(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Take the push lease; or say who holds it (another live process)."""
+    rows = con.execute("SELECT value FROM meta WHERE key = ?", [_LEASE]).fetchall()
+    here = socket.gethostname()
+    if rows:
+        pid, host, until = _parse_lease(rows[0][0])
+        held = pid != os.getpid() and until > time.time()
+        if held and (host != here or _alive(pid)):
+            return f"process {pid} on {host}"
+    _renew_lease(con)
+    return None
+
+
+def _renew_lease(con: duckdb.DuckDBPyConnection) -> None:
+    value = f"{os.getpid()} {socket.gethostname()} {time.time() + _LEASE_SECONDS:.0f}"
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_LEASE, value])
+
+
+def _parse_lease(value: str) -> tuple[int, str, float]:
+    try:
+        pid, host, until = value.split(" ")
+        return int(pid), host, float(until)
+    except ValueError:
+        return 0, "", 0.0  # unreadable: treat as expired
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -256,6 +235,7 @@ class Pusher:
         self.coalesce = coalesce
         self.chunk = max(1, chunk)
         self.report = PushReport()
+        self.leased = False
         self.features: frozenset[str] = frozenset()
 
     # -- rounds ----------------------------------------------------------------------
@@ -267,12 +247,20 @@ class Pusher:
             self.report.note = f"the API is not reachable now ({exc}); changes stay queued"
             return
         with self.store.transaction() as con:
+            holder = _claim_lease(con)
+            if holder is not None:
+                self.report.note = (
+                    f"{holder} is pushing this cache right now; its changes and yours go out "
+                    f"with it (push again once it is done)"
+                )
+                return
+            self.leased = True
             if retry_now:
                 con.execute(
                     "UPDATE mutations SET next_attempt_at = NULL "
                     "WHERE state = 'pending' AND next_attempt_at IS NOT NULL"
                 )
-            heads = self._heads(con)
+            heads = read_heads(con)
         deadline = time.monotonic() + wait
         for _ in range(max_rounds):
             progressed = None
@@ -288,36 +276,7 @@ class Pusher:
                 return
             time.sleep(max(0.0, due - time.monotonic()))
             with self.store.connect() as con:
-                heads = self._heads(con)
-
-    def _heads(self, con: duckdb.DuckDBPyConnection) -> list[Mut]:
-        """Each seller's oldest pending change that is due and not waiting for a name."""
-        rows = con.execute(
-            f"""
-            WITH p AS (SELECT * FROM mutations WHERE state = 'pending'),
-            heads AS (
-                SELECT * FROM p QUALIFY row_number() OVER (
-                    PARTITION BY seller_id ORDER BY seq) = 1
-            )
-            SELECT {", ".join("h." + c.strip() for c in _COLUMNS.split(","))},
-                   s.flagged, s.updated_at, s.deleted_at IS NOT NULL,
-                   (SELECT count(*) FROM p b WHERE b.batch = h.batch)
-            FROM heads h LEFT JOIN (
-                SELECT id, flagged, updated_at, deleted_at FROM sellers
-                WHERE id IN (SELECT seller_id FROM heads)
-            ) s ON s.id = h.seller_id
-            WHERE (h.next_attempt_at IS NULL OR h.next_attempt_at <= now())
-              AND NOT (h.step = 0 AND h.normalized IS NOT NULL AND EXISTS (
-                  SELECT 1 FROM p e WHERE e.seq < h.seq
-                    AND (e.frees = h.normalized OR e.normalized = h.normalized)))
-            ORDER BY h.seq
-            """
-        ).fetchall()
-        return [
-            Mut(*r[:16], server_flagged=r[16], server_updated=r[17],
-                server_deleted=bool(r[18]), batch_size=r[19])
-            for r in rows
-        ]
+                heads = read_heads(con)
 
     def _next_due(self, con: duckdb.DuckDBPyConnection) -> float | None:
         row = con.execute(
@@ -342,7 +301,7 @@ class Pusher:
             if calls:
                 self._mark_sending(con, calls)
             else:
-                heads = self._heads(con)
+                heads = read_heads(con)
         if not calls:
             return (True if any(o.result != "resolved" for o in outcomes) else None), heads
         return self._send(calls)
@@ -530,7 +489,7 @@ class Pusher:
                 "anchor": pa.array(anchors, pa.timestamp("us", tz="UTC")),
             }
         )
-        with _registered(con, "_sending", table):
+        with registered(con, "_sending", table):
             con.execute(
                 "UPDATE mutations SET attempts = attempts + 1, sent_at = s.sent_at, "
                 "anchor = s.anchor, batch = coalesce(s.batch, mutations.batch) "
@@ -568,7 +527,7 @@ class Pusher:
                 outcomes, flushed = [], time.monotonic()
         with self.store.transaction() as con:
             self._record(con, outcomes)
-            return alive, self._heads(con)
+            return alive, read_heads(con)
 
     def _defer(self, outcomes: list[Outcome], seconds: float) -> None:
         for o in outcomes:
@@ -670,56 +629,10 @@ class Pusher:
     # -- recording ------------------------------------------------------------------------
 
     def _record(self, con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) -> None:
-        """Move the rows of ``outcomes`` (inside the caller's transaction)."""
-        if not outcomes:
-            return
-        now = datetime.now(UTC)
-        cols: dict[str, list] = {k: [] for k in ("id", "o_result", "o_error", "o_next",
-                                                 "o_sent", "o_new")}
-        moves: dict[str, list] = {"old": [], "new": [], "seq": []}
-        lost: dict[str, list] = {"local": [], "error": []}
-        for o in outcomes:
-            if o.result == "resolved":
-                continue  # nothing changes for the mutation; its rows are applied below
-            next_at = self._next_attempt(o, now)  # one per call: a batch stays together
-            for m in o.muts:
-                result, error = o.per_mut.get(m.id, (o.result, o.error))
-                new = o.moved.get(m.id)
-                for name, value in zip(
-                    cols, (m.id, result, error, next_at if result not in ("done", "failed")
-                           else None, m.sent_at, new), strict=True
-                ):
-                    cols[name].append(value)
-                if new is not None and new != m.seller_id:
-                    for name, value in zip(moves, (m.seller_id, new, m.seq), strict=True):
-                        moves[name].append(value)
-                self._count(m, result, error)
-                if result == "failed" and m.kind == "create":
-                    lost["local"].append(m.seller_id)
-                    lost["error"].append(error or "refused")
-        ts = pa.timestamp("us", tz="UTC")
-        types = {"o_next": ts, "o_sent": ts}
-        table = pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
-        _apply_to_sellers(con, outcomes)
-        if table.num_rows:
-            with _registered(con, "_outcomes", table):
-                con.execute(_RECORD_SQL, [now])
-        if moves["old"]:
-            # Later changes of these sellers now go to the server's id.
-            with _registered(con, "_moves", pa.table(moves)):
-                con.execute(
-                    "UPDATE mutations SET seller_id = mv.new FROM _moves mv "
-                    "WHERE mutations.seller_id = mv.old AND mutations.state = 'pending' "
-                    "AND mutations.seq > mv.seq"
-                )
-        if lost["local"]:
-            with _registered(con, "_lost", pa.table(lost)):
-                con.execute(
-                    "UPDATE mutations SET state = 'failed', finished_at = $1, "
-                    "error = 'its seller was never created: ' || l.error FROM _lost l "
-                    "WHERE mutations.seller_id = l.local AND mutations.state = 'pending'",
-                    [now],
-                )
+        if outcomes and self.leased:
+            _renew_lease(con)
+        for m, result, error in record(con, outcomes, self._next_attempt):
+            self._count(m, result, error)
 
     def _next_attempt(self, o: Outcome, now: datetime) -> datetime | None:
         if o.result in ("uncertain", "retry", "mixed") or (
@@ -738,107 +651,12 @@ class Pusher:
             self.report.failures.append(error or m.label)
 
 
-# How each result moves a row. ``sent_at`` of the outcome table is the value before this
-# round's mark: a request that surely did not act (429, never sent, refused bulk) puts
-# it back, so "outcome unknown" stays true only for calls that may have acted.
-_RECORD_SQL = """
-UPDATE mutations SET
-    state = CASE WHEN o.o_result IN ('done', 'failed') THEN o.o_result ELSE mutations.state END,
-    finished_at = CASE WHEN o.o_result IN ('done', 'failed') THEN $1
-                       ELSE mutations.finished_at END,
-    error = CASE WHEN o.o_result IN ('done', 'advance') THEN NULL
-                 ELSE coalesce(o.o_error, mutations.error) END,
-    sent_at = CASE
-        WHEN o.o_result IN ('uncertain', 'lookup') THEN mutations.sent_at
-        WHEN o.o_result IN ('retry', 'unsent', 'split') THEN o.o_sent
-        ELSE NULL END,
-    anchor = CASE WHEN o.o_result IN ('done', 'failed', 'advance') THEN NULL
-                  ELSE mutations.anchor END,
-    attempts = mutations.attempts - CASE WHEN o.o_result = 'unsent' THEN 1 ELSE 0 END,
-    next_attempt_at = o.o_next,
-    step = mutations.step + CASE WHEN o.o_result IN ('advance', 'lookup') THEN 1 ELSE 0 END,
-    batch = CASE WHEN o.o_result IN ('advance', 'split', 'lookup') THEN NULL
-                 ELSE mutations.batch END,
-    solo = mutations.solo OR o.o_result = 'split',
-    old_id = CASE WHEN o.o_new IS NOT NULL AND o.o_new <> mutations.seller_id
-                  THEN coalesce(mutations.old_id, mutations.seller_id) ELSE mutations.old_id END,
-    seller_id = coalesce(o.o_new, mutations.seller_id)
-FROM _outcomes o
-WHERE mutations.id = o.id
-"""
-
-
 _BULK = {
     "flag": "flag_bulk",
     "delete": "delete_bulk",
     "restore": "restore_bulk",
     "create": "create_bulk",
 }
-
-
-def _apply_to_sellers(con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) -> None:
-    """Write what the server confirmed into ``sellers``: it is the server's state now."""
-    rows = {r["id"]: r for o in outcomes for r in o.rows}
-    flags = {k: v for o in outcomes for k, v in o.flags.items()}
-    deleted = [i for o in outcomes if o.result == "done" for i in o.deleted]
-    restored = [i for o in outcomes if o.result == "done" for i in o.restored]
-    if rows:
-        _upsert_rows(con, list(rows.values()))
-    if flags:
-        table = pa.table({"id": list(flags), "flagged": list(flags.values())})
-        with _registered(con, "_flags", table):
-            con.execute(
-                "UPDATE sellers SET flagged = f.flagged FROM _flags f WHERE sellers.id = f.id"
-            )
-    if deleted:
-        con.execute(
-            "UPDATE sellers SET deleted_at = coalesce(deleted_at, now()) "
-            "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-            [deleted],
-        )
-    if restored:
-        con.execute(
-            "UPDATE sellers SET deleted_at = NULL WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-            [restored],
-        )
-
-
-_SELLER_FIELDS = (
-    "id", "display_name", "normalized_name", "platform", "platform_id", "times_seen",
-    "flagged", "first_seen_run_id", "last_seen_run_id", "created_at", "updated_at",
-    "deleted_at", "rev",
-)
-
-
-def _upsert_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    table = pa.table(
-        {
-            name: pa.array(
-                [r.get(name) for r in rows],
-                {"times_seen": pa.int32(), "flagged": pa.bool_(), "rev": pa.int64()}.get(
-                    name, pa.string()
-                ),
-            )
-            for name in _SELLER_FIELDS
-        }
-    )
-    with _registered(con, "_server_rows", table):
-        con.execute("DELETE FROM sellers WHERE id IN (SELECT id FROM _server_rows)")
-        con.execute(
-            f"INSERT INTO sellers ({', '.join(_SELLER_FIELDS)}) SELECT "
-            "id, display_name, normalized_name, platform, platform_id, times_seen, flagged, "
-            "first_seen_run_id, last_seen_run_id, created_at::TIMESTAMPTZ, "
-            "updated_at::TIMESTAMPTZ, deleted_at::TIMESTAMPTZ, rev FROM _server_rows"
-        )
-
-
-@contextlib.contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table):
-    con.register(name, table)
-    try:
-        yield
-    finally:
-        con.unregister(name)
 
 
 def _gone(m: Mut) -> str:

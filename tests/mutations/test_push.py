@@ -4,6 +4,10 @@ offline creates, undo, restarts, and the base contract's toggles."""
 from __future__ import annotations
 
 import hashlib
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -13,7 +17,7 @@ from sellerbench.push import Backoff
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench, connect
 
-from .mutation_model import server_live
+from .mutation_model import seed_sellers, server_live
 
 FAST = Backoff(base=0.01, cap=0.05)
 
@@ -344,3 +348,52 @@ def test_base_contract_never_toggles_twice(make_server, open_wb):
     assert shown.loc[x, "flagged"] != state.loc[x, "flagged"]
     assert shown.loc[y, "flagged"] == state.loc[y, "flagged"]
     assert (wb.sellers()["display_name"] == "Landed Once").sum() == 1
+
+
+def test_one_pusher_at_a_time_and_a_dead_holder_is_taken_over(make_server, open_wb):
+    server = make_server(n=10)
+    wb = open_wb(server)
+    wb.flag(_ids(wb, 1), True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lease = f"{holder.pid} {socket.gethostname()} {time.time() + 60:.0f}"
+        with wb.store.connect() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('push_lease', ?)", [lease])
+        report = wb.push()
+        assert report.calls == 0 and report.still_pending == 1
+        assert f"process {holder.pid}" in report.note
+    finally:
+        holder.kill()
+        holder.wait()
+    report = wb.push()  # the holder is gone: its lease is taken over
+    assert report.succeeded == 1 and report.still_pending == 0
+    with wb.store.connect() as con:
+        assert con.execute("SELECT count(*) FROM meta WHERE key = 'push_lease'").fetchall() == [
+            (0,)
+        ]
+
+
+def test_listeners_hear_of_changes_and_pushes(make_server, open_wb):
+    server = make_server(n=10)
+    wb = open_wb(server)
+    heard: list[str] = []
+    wb.subscribe(heard.append)
+    wb.flag(_ids(wb, 2), True)
+    wb.undo()
+    wb.create(["Heard Of"])
+    wb.push()
+    assert heard == ["mutation", "mutation", "mutation", "push"]
+
+
+def test_auto_push_with_the_api_down_keeps_working(tmp_path):
+    wb = connect("http://127.0.0.1:9", "not-a-real-token", tmp_path / "c.duckdb",
+                 auto_push=True)
+    try:
+        ids = seed_sellers(wb.store, 3)
+        assert wb.flag(ids[:2], True) == ids[:2]  # no exception: queued
+        assert wb.create(["Made While Down"])[0].startswith("local:")
+        assert len(wb.pending()) == 3
+        report = wb.push(wait=0)
+        assert report.still_pending == 3 and "not reachable" in report.note
+    finally:
+        wb.close()
