@@ -114,6 +114,10 @@ _LOOSE = {feed: pa.schema([f.with_nullable(True) for f in s]) for feed, s in SCH
 
 def parse_json_page(feed: str, body: bytes, *, rev: bool, fail: Fail) -> TablePage:
     """A JSON page as a TablePage; ``rev``: the page answers ``since_rev`` (needs max_rev)."""
+    if not body.lstrip().startswith(b"{"):
+        # Only an object can be a page; and pyarrow's JSON reader (26.0) kills the whole
+        # process on a body that begins with ``null``, so nothing else may reach it.
+        raise fail(_json_complaint(feed, body, ValueError("not an object")))
     try:
         parsed = pa_json.read_json(
             io.BytesIO(body),
