@@ -166,6 +166,9 @@ def parse_arrow_page(
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise fail(f"lacks the column(s) {', '.join(missing)}")
+    twice = [f.name for f in schema if table.column_names.count(f.name) > 1]
+    if twice:  # which one would be the seller's? (pyarrow raises KeyError on lookup)
+        raise fail(f"has the column(s) {', '.join(twice)} more than once")
     try:
         table = pa.table([table.column(f.name).cast(f.type) for f in schema], schema=_LOOSE[feed])
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:

@@ -10,6 +10,7 @@ of it: the cache's rows and checkpoints stay as they were.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from sellerbench.client import ApiClient
 from sellerbench.errors import ProtocolError
-from sellerbench.pages import SCHEMAS, TablePage, parse_json_page
+from sellerbench.pages import SCHEMAS, TablePage, parse_arrow_page, parse_json_page
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
@@ -173,6 +174,62 @@ def test_valid_pages_are_read_exactly(data, feed: str) -> None:
                 got = got.isoformat().replace("+00:00", "Z")
             assert got == value, name
     assert parsed.max_rev == page["max_rev"]
+
+
+def _arrow(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+_ARROW_HEADERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "X-Has-More": st.sampled_from(["true", "false", "True", "", "maybe"]),
+        "X-Next-Cursor": st.text(max_size=5),
+        "X-Total-Estimate": st.sampled_from(["", "3", "-1", "x"]),
+        "X-Max-Rev": st.sampled_from(["0", "12", "", "1e3", "nope"]),
+    },
+)
+
+
+@settings(max_examples=80, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data(), feed=FEEDS)
+def test_arrow_pages_are_a_page_or_a_protocol_error(data, feed: str) -> None:
+    schema = SCHEMAS[feed]
+    rows = data.draw(st.lists(_valid_item(feed), max_size=3))
+    columns = {f.name: [r[f.name] for r in rows] for f in schema}
+    # Drop, duplicate or retype a column now and then.
+    names = list(columns)
+    for name in data.draw(st.lists(st.sampled_from(names), max_size=2)):
+        roll = data.draw(st.integers(0, 2))
+        if roll == 0:
+            columns.pop(name, None)
+        elif roll == 1 and name in columns:
+            columns[name] = [str(v) for v in columns[name]]
+    arrays, fields = [], []
+    for name, values in columns.items():
+        kind = schema.field(name).type if name in schema.names else pa.string()
+        if any(isinstance(v, str) for v in values) and kind != pa.string():
+            kind = pa.string()
+        if pa.types.is_timestamp(kind):
+            values = [None if v is None else datetime.fromisoformat(v) for v in values]
+        arrays.append(pa.array(values, kind))
+        fields.append(name)
+    if data.draw(st.booleans()) and fields:
+        arrays.append(arrays[0])
+        fields.append(fields[0])  # the same column twice
+    body = _arrow(pa.table(arrays, names=fields)) if fields else b""
+    if data.draw(st.booleans()):
+        body = body[: data.draw(st.integers(0, len(body)))]
+    headers = data.draw(_ARROW_HEADERS)
+    try:
+        page = parse_arrow_page(feed, body, headers, fail=fail)
+    except ProtocolError:
+        return
+    _holds_to_the_contract(feed, page, rev=True)
 
 
 # -- a sync that meets a bad page writes nothing of it ---------------------------------------
