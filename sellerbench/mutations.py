@@ -371,7 +371,15 @@ def restore(wb: Workbench, ids: str | Iterable[str]) -> list[str]:
             for s in sellers
         ]
 
-    return _act(wb, changes)
+    restored = _act(wb, changes)
+    known = features_of(wb)
+    if known is not None and "restore" not in known:
+        print(
+            f"sellerbench: the API has no restore endpoint: {len(restored)} seller(s) will be "
+            f"re-created by name and get NEW ids (times_seen and run history start over)",
+            file=sys.stderr,
+        )
+    return restored
 
 
 def create(wb: Workbench, names: str | Iterable[str]) -> list[str]:

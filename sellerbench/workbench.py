@@ -122,41 +122,49 @@ class Workbench:
     # -- changing sellers -----------------------------------------------------------
 
     def flag(self, ids: str | Iterable[str], flagged: bool = True) -> list[str]:
+        """Set the flag of live sellers (ids, or a frame with an ``id`` column)."""
         from . import mutations
 
         return mutations.flag(self, ids, flagged)
 
     def rename(self, id: str, name: str) -> str:
+        """Give a seller a new name (1-200 characters, unique among live sellers)."""
         from . import mutations
 
         return mutations.rename(self, id, name)
 
     def delete(self, ids: str | Iterable[str]) -> list[str]:
+        """Soft-delete sellers (``restore`` or ``undo`` bring them back)."""
         from . import mutations
 
         return mutations.delete(self, ids)
 
     def restore(self, ids: str | Iterable[str]) -> list[str]:
+        """Bring deleted sellers back (re-created under new ids where the API has no restore)."""
         from . import mutations
 
         return mutations.restore(self, ids)
 
     def create(self, names: str | Iterable[str]) -> list[str]:
+        """Create sellers; their ids are ``local:...`` until the API confirms them."""
         from . import mutations
 
         return mutations.create(self, names)
 
     def undo(self) -> str:
+        """Take back your latest action (call again to go further back); says what it did."""
         from . import mutations
 
         return mutations.undo(self)
 
     def pending(self) -> pd.DataFrame:
+        """Queued changes not confirmed yet, and refused ones (``state``, ``error``)."""
         from . import mutations
 
         return mutations.pending_frame(self.store)
 
     def failed(self) -> pd.DataFrame:
+        """Changes the API refused for good, with the reason."""
         from . import mutations
 
         return mutations.failed_frame(self.store)

@@ -397,3 +397,18 @@ def test_auto_push_with_the_api_down_keeps_working(tmp_path):
         assert report.still_pending == 3 and "not reachable" in report.note
     finally:
         wb.close()
+
+
+def test_restore_on_base_says_the_id_changes(make_server, open_wb, capsys):
+    server = make_server(n=10, base_only=True)
+    wb = open_wb(server)
+    z = _ids(wb, 1)[0]
+    name = wb.sellers().set_index("id").loc[z, "display_name"]
+    wb.delete(z)
+    wb.push()
+    assert wb.restore(z) == [z]
+    assert "get NEW ids" in capsys.readouterr().err
+    assert wb.push(backoff=FAST).succeeded == 1
+    (new_id,) = wb.sellers().set_index("display_name").loc[[name], "id"]
+    assert new_id != z
+    assert name.lower() in server_live(server.url, server.tokens["analyst"])
