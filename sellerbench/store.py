@@ -364,18 +364,21 @@ class Store:
         has_meta = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'meta' "
             "AND database_name = current_database()"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not has_meta:
             tables = con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if tables:
                 raise CacheCorruptError(
                     "this DuckDB file is not a sellerbench cache (no meta table); "
                     "point SELLERBENCH_CACHE at another file"
                 )
             return 0
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        rows = con.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchall()
+        row = rows[0] if rows else None
         return int(row[0]) if row else 0
 
     # -- rebuilding a damaged file -----------------------------------------------------
@@ -431,7 +434,7 @@ class Store:
             con.execute("INSERT INTO mutations BY NAME SELECT * FROM sb_kept")
         finally:
             con.unregister("sb_kept")
-        top = con.execute("SELECT coalesce(max(seq), 0) FROM mutations").fetchone()[0]
+        top = con.execute("SELECT coalesce(max(seq), 0) FROM mutations").fetchall()[0][0]
         con.execute("SELECT count(nextval('mutation_seq')) FROM range(?)", [top])
         return queue.num_rows
 
@@ -439,7 +442,8 @@ class Store:
 
     def get_meta(self, key: str) -> str | None:
         with self.connect() as con:
-            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+            rows = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+            row = rows[0] if rows else None
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:

@@ -97,3 +97,13 @@ def test_transaction_rolls_back_on_error(tmp_path):
         con.execute("INSERT INTO meta VALUES ('x', '1')")
         raise RuntimeError("boom")
     assert store.get_meta("x") is None
+
+
+def test_a_connection_is_ready_for_any_api_after_opening(tmp_path):
+    """duckdb 2 refuses con.sql() while an execute() result is half-read; opening (and
+    migrating) must leave no such result behind."""
+    store = Store(tmp_path / "c.duckdb")
+    for _ in range(2):  # a new file, then an existing one
+        with store.connect() as con:
+            assert con.sql("SELECT 42").fetchall() == [(42,)]
+        store._migrated = False
