@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 from fastapi import APIRouter, Query, Request, Response
 
 from . import feed
-from .deps import ReadUser, ServerSettings, json_response, storage_of
+from .deps import ReadUser, ServerSettings, storage_of
 from .models import RunPage, SellerPage
 from .problems import Problem, error_responses
 from .records import format_ts
@@ -56,18 +57,50 @@ def _since(updated_since: str | None) -> str | None:
         ) from exc
 
 
-def arrow_page(page: feed.Page) -> Response:
-    """The page as an Arrow IPC stream; paging metadata travels in headers."""
-    columns = list(zip(*page.rows, strict=True)) if page.rows else [[]] * 13
+# The "lines" form of a page (feed.py) read as CSV: one field per column, no quoting,
+# NULL_MARK for NULL; the types come from the schema, never from guessing.
+_LINES_PARSE = pa_csv.ParseOptions(
+    delimiter=feed.FIELD_SEP, quote_char=False, escape_char=False, double_quote=False,
+    newlines_in_values=False, ignore_empty_lines=False,
+)
+_LINES_CONVERT = pa_csv.ConvertOptions(
+    column_types=SELLER_ARROW_SCHEMA, null_values=[feed.NULL_MARK], true_values=["1"],
+    false_values=["0"], strings_can_be_null=True, timestamp_parsers=[pa_csv.ISO8601],
+)
+
+
+def lines_table(page: feed.Page) -> pa.Table | None:
+    """A page of form "lines" as an Arrow table, or None if a stored value holds a
+    separator after all (then the caller builds it from rows)."""
+    if not page.rows:
+        return SELLER_ARROW_SCHEMA.empty_table()
+    body = b"\n".join([row[0] for row in page.rows])
+    read = pa_csv.ReadOptions(column_names=SELLER_ARROW_SCHEMA.names, use_threads=False,
+                              block_size=len(body) + 1)
+    try:
+        table = pa_csv.read_csv(pa.py_buffer(body), read_options=read,
+                                parse_options=_LINES_PARSE, convert_options=_LINES_CONVERT)
+    except pa.ArrowInvalid:
+        return None
+    return table if table.num_rows == len(page.rows) else None
+
+
+def rows_table(page: feed.Page) -> pa.Table:
+    """A page of form "rows" as an Arrow table."""
+    columns = zip(*page.rows, strict=True) if page.rows else [[]] * len(SELLER_ARROW_SCHEMA)
     arrays = []
     for values, fld in zip(columns, SELLER_ARROW_SCHEMA, strict=True):
-        if fld.type == _TS:
+        if fld.type == _TS:  # stored as fixed-width RFC 3339 text
             arrays.append(pa.array(values, pa.string()).cast(_TS))
-        elif fld.type == pa.bool_():
-            arrays.append(pa.array([bool(v) for v in values], pa.bool_()))
+        elif fld.type == pa.bool_():  # stored as 0/1
+            arrays.append(pa.array(values, pa.int8()).cast(pa.bool_()))
         else:
             arrays.append(pa.array(values, fld.type))
-    table = pa.Table.from_arrays(arrays, schema=SELLER_ARROW_SCHEMA)
+    return pa.Table.from_arrays(arrays, schema=SELLER_ARROW_SCHEMA)
+
+
+def arrow_page(page: feed.Page, table: pa.Table) -> Response:
+    """The page as an Arrow IPC stream; paging metadata travels in headers."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SELLER_ARROW_SCHEMA) as writer:
         writer.write_table(table)
@@ -80,6 +113,12 @@ def arrow_page(page: feed.Page) -> Response:
     if page.total_estimate is not None:
         headers["X-Total-Estimate"] = str(page.total_estimate)
     return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM, headers=headers)
+
+
+def _json_page(page: feed.Page, spec: feed.FeedSpec, *, with_rev: bool) -> Response:
+    # The body is built as bytes (feed.Page.json); the route's response_model only
+    # documents it in /openapi.json.
+    return Response(page.json(spec, with_rev=with_rev), media_type="application/json")
 
 
 def _wants_arrow(request: Request) -> bool:
@@ -109,11 +148,21 @@ def build_router(settings: ServerSettings) -> APIRouter:
     ) -> Response:
         storage = storage_of(request)
         if ext and since_rev is not None:
+            arrow = spec is feed.SELLERS and _wants_arrow(request)
             with storage.read() as conn:
-                page = feed.rev_page(conn, spec, since_rev=since_rev, cursor=cursor, limit=limit)
-            if spec is feed.SELLERS and _wants_arrow(request):
-                return arrow_page(page)
-            return json_response(page.body(spec, with_rev=True))
+
+                def page_as(form: feed.Form) -> feed.Page:
+                    return feed.rev_page(conn, spec, since_rev=since_rev, cursor=cursor,
+                                         limit=limit, form=form)
+
+                if not arrow:
+                    return _json_page(page_as("json"), spec, with_rev=True)
+                page = page_as("lines")
+                table = lines_table(page)
+                if table is None:  # the exact, slower way, in the same snapshot
+                    page = page_as("rows")
+                    table = rows_table(page)
+            return arrow_page(page, table)
         if limit > BASE_LIMIT:
             raise Problem(
                 422, "VALIDATION", f"limit must be 1-{BASE_LIMIT} without since_rev"
@@ -122,9 +171,9 @@ def build_router(settings: ServerSettings) -> APIRouter:
         with storage.read() as conn:
             page = feed.base_page(
                 conn, spec, cursor=cursor, limit=limit, updated_since=since,
-                include_deleted=include_deleted, flagged=flagged,
+                include_deleted=include_deleted, flagged=flagged, form="json", with_rev=ext,
             )
-        return json_response(page.body(spec, with_rev=ext))
+        return _json_page(page, spec, with_rev=ext)
 
     seller_doc: dict[str, Any] = dict(errors)
     if ext:

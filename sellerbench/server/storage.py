@@ -132,6 +132,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS sellers_live_name ON sellers (normalized_name)
     WHERE deleted_at IS NULL;
 CREATE INDEX IF NOT EXISTS sellers_flagged_sync ON sellers (updated_at DESC, id DESC)
     WHERE flagged = 1;
+CREATE INDEX IF NOT EXISTS sellers_tombstones ON sellers (updated_at DESC, flagged)
+    WHERE deleted_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_sync ON collection_runs (updated_at DESC, id DESC);
 CREATE UNIQUE INDEX IF NOT EXISTS runs_rev ON collection_runs (rev);
 CREATE INDEX IF NOT EXISTS runs_status ON collection_runs (status, created_at DESC);
