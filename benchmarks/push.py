@@ -15,35 +15,18 @@ exit code is 0 unless a push left something behind.
 from __future__ import annotations
 
 import argparse
-import json
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serverproc import start_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 BAR_SECONDS = 2.0  # issue 4: 10,000 queued flags pushed with bulk calls
-
-
-def start_server(n: int, folder: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
-    tokens = folder / "tokens.json"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sellerbench", "serve", "--port", "0", "--demo", str(n),
-         "--db", str(folder / "server.sqlite3"), "--tokens-file", str(tokens)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )
-    for line in server.stdout:
-        ready = re.search(r"ready at (http://\S+)", line)
-        if ready:  # keep reading its output, so a full pipe never blocks it
-            threading.Thread(target=server.stdout.read, daemon=True).start()
-            return server, ready.group(1), json.loads(tokens.read_text())
-    server.wait(timeout=10)
-    raise RuntimeError(f"the server did not start (exit {server.returncode})")
 
 
 def timed_push(wb, ids: list[str], value: bool, coalesce: bool) -> tuple[float, float, object]:

@@ -32,16 +32,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serverproc import start_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 PAGE = 10_000
@@ -187,22 +188,6 @@ def run_step(name: str, **params: Any) -> dict[str, Any]:
     print(f"  ... {name} {params.get('arrow', '')}: {result['seconds']:.2f} s, "
           f"{result['rss_mb']:.0f} MB, {result['cpu']:.1f} s CPU", flush=True)
     return result
-
-
-def start_server(n: int, folder: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
-    tokens = folder / "tokens.json"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sellerbench", "serve", "--port", "0", "--demo", str(n),
-         "--db", str(folder / "server.sqlite3"), "--tokens-file", str(tokens)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )
-    for line in server.stdout:
-        ready = re.search(r"ready at (http://\S+)", line)
-        if ready:  # keep reading its output, so a full pipe never blocks it
-            threading.Thread(target=server.stdout.read, daemon=True).start()
-            return server, ready.group(1), json.loads(tokens.read_text())
-    server.wait(timeout=10)
-    raise RuntimeError(f"the server did not start (exit {server.returncode})")
 
 
 def make_changes(url: str, token: str, count: int) -> None:
