@@ -80,7 +80,7 @@ def lines_table(page: feed.Page) -> pa.Table | None:
     try:
         table = pa_csv.read_csv(pa.py_buffer(body), read_options=read,
                                 parse_options=_LINES_PARSE, convert_options=_LINES_CONVERT)
-    except pa.ArrowInvalid:
+    except pa.ArrowException:  # a stray separator: wrong field count or type
         return None
     return table if table.num_rows == len(page.rows) else None
 

@@ -150,9 +150,10 @@ def _json_sql(kinds: Mapping[str, str], columns: tuple[str, ...], with_rev: bool
 
 def _line_sql(kinds: Mapping[str, str], columns: tuple[str, ...]) -> str:
     """An SQL expression giving a row as its fields split by FIELD_SEP (see the module)."""
+    formats = ["%d" if kinds[c] in ("int", "bool") else "%s" for c in columns]
     fields = [f"coalesce({c}, '{NULL_MARK}')" if kinds[c].endswith("?") else c
               for c in columns]
-    return f"CAST(printf('{FIELD_SEP.join(['%s'] * len(columns))}', {', '.join(fields)}) AS BLOB)"
+    return f"CAST(printf('{FIELD_SEP.join(formats)}', {', '.join(fields)}) AS BLOB)"
 
 
 def _select(spec: FeedSpec, keys: tuple[str, ...], form: Form, with_rev: bool) -> tuple[str, Form]:
