@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
+import uvicorn
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -70,6 +71,23 @@ def start(app: FastAPI) -> None:
 def stop(app: FastAPI) -> None:
     """End every open activity stream and stop the simulator; safe to call twice."""
     app.state.simulator.stop()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, ending open activity streams before it waits for connections.
+
+    uvicorn waits for open connections (up to its graceful timeout) before it runs the
+    lifespan shutdown, and a stream only ends once the simulator stops: without this a
+    stop with a watcher attached took the whole graceful timeout.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list | None = None) -> None:
+        await anyio.to_thread.run_sync(stop, self._app)
+        await super().shutdown(sockets=sockets)
 
 
 def _simulator(request: Request) -> RunSimulator:

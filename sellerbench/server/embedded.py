@@ -23,7 +23,7 @@ from typing import Any
 
 import uvicorn
 
-from . import demo
+from . import activity, demo
 from .app import create_app
 from .auth import ensure_demo_tokens
 from .faults import Faults, wrap
@@ -131,7 +131,7 @@ def start(
         wrap(app, faults), log_level="warning", lifespan="on", access_log=False,
         proxy_headers=False, http="h11", ws="none", timeout_graceful_shutdown=2,
     )
-    server = uvicorn.Server(config)  # it leaves signals alone off the main thread
+    server = activity.Server(config, app)  # it leaves signals alone off the main thread
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="sellerbench-server", daemon=True
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
-from . import demo
+from . import activity, demo
 from .app import create_app
 from .auth import ensure_demo_tokens
 from .faults import Faults, wrap
@@ -63,7 +63,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--fault-seed", type=int, default=0, help="seed of the fault decisions (default 0)")
 
 
-class _AnnouncingServer(uvicorn.Server):
+class _AnnouncingServer(activity.Server):
     """Prints the ready line once the sockets accept connections."""
 
     async def startup(self, sockets=None) -> None:
@@ -109,7 +109,7 @@ def serve(args: argparse.Namespace) -> int:
             lifespan="on", access_log=False, proxy_headers=False, http="h11", ws="none",
             timeout_graceful_shutdown=5,
         )
-        server = _AnnouncingServer(config)
+        server = _AnnouncingServer(config, app)
         server.run()
         return 0 if server.started else 1
     except ValueError as exc:
