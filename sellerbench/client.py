@@ -29,6 +29,7 @@ import contextlib
 import email.utils
 import random
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,7 @@ from .errors import (
     ApiError,
     ApiValidationError,
     AuthError,
+    ConfigError,
     ConflictError,
     NotFoundError,
     ProtocolError,
@@ -50,6 +52,7 @@ from .errors import (
     TransportError,
 )
 from .pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage, parse_arrow_page, parse_json_page
+from .settings import Secret
 
 __all__ = [
     "RUN_SCHEMA",
@@ -170,12 +173,14 @@ class ApiClient:
         max_backoff: float = 8.0,
         max_retry_after: float = 60.0,
     ) -> None:
+        token = Secret(token) if isinstance(token, str) else token  # before anything can raise
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         self._features: frozenset[str] | None = None
+        token = _checked_token(token)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -581,6 +586,28 @@ class ApiClient:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _checked_token(token: str) -> Secret:
+    """The token without surrounding whitespace (a file's newline), or ConfigError.
+
+    A character an HTTP header cannot carry would otherwise fail inside httpx/h11 with
+    an error that quotes the whole header, token included (and as a retried "no answer").
+    The message here says where the character is, never the token.
+    """
+    if not isinstance(token, str):
+        raise ConfigError(f"the token must be a string, not {type(token).__name__}")
+    token = Secret(token.strip())  # a Secret: this frame's locals may be printed
+    if not token:
+        raise ConfigError("the token is empty: pass token=... or set SELLERBENCH_TOKEN")
+    for position, char in enumerate(token, 1):
+        if not "!" <= char <= "~":  # visible ASCII only (RFC 6750 token characters)
+            raise ConfigError(
+                f"the token holds a character an HTTP header cannot carry (character "
+                f"{position} of {len(token)}, {unicodedata.name(char, 'a control character')}"
+                f"); copy it again without spaces or line breaks"
+            )
+    return token
 
 
 def _seg(value: str) -> str:

@@ -9,7 +9,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["SETTINGS", "Setting", "resolve"]
+__all__ = ["SETTINGS", "Secret", "Setting", "resolve"]
+
+
+class Secret(str):
+    """A str whose repr hides it. The token is held as one, so a local variable holding
+    it stays out of tracebacks that print locals (IPython's ``%xmode Verbose``,
+    ``pytest -l``); ``str()`` and f-strings still give the value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<hidden>'"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .errors import ConfigError
-from .settings import resolve
+from .settings import Secret, resolve
 from .store import Store
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def connect(
     With no API url the workbench works offline over the cache alone.
     """
     url = resolve("api_url", api_url)
-    tok = resolve("token", token)
+    token = tok = _hidden(resolve("token", token))  # both names: locals show in tracebacks
     if url and not tok:
         raise ConfigError(
             "an API url is set but no token: pass token=... or set SELLERBENCH_TOKEN"
@@ -256,6 +256,10 @@ def connect(
     with store.connect():
         pass  # create or upgrade the file now, so errors surface here
     return wb
+
+
+def _hidden(token: str | None) -> Secret | None:
+    return Secret(token) if token is not None else None
 
 
 def demo(
