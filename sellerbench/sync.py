@@ -54,6 +54,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -691,6 +692,7 @@ def sellers_frame(
     ``search``: a case-insensitive substring of the display or normalized name (bound
     as a parameter). ``include_deleted`` adds tombstones (``deleted_at`` set).
     """
+    _check_filters(flagged, search)
     source = "visible_sellers_all" if include_deleted else "visible_sellers"
     where, params = [], []
     if flagged is not None:
@@ -703,6 +705,20 @@ def sellers_frame(
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     query = f"SELECT * FROM {source}{clause} ORDER BY updated_at DESC, id"
     return to_frame(_read(store, query, params))
+
+
+def _check_filters(flagged: object, search: object) -> None:
+    # bool("false") is True: a string here would silently pick the flagged sellers.
+    if flagged is not None and not isinstance(flagged, bool | np.bool_):
+        raise ConfigError(f"flagged must be True, False or None, not {flagged!r}")
+    if search is None:
+        return
+    if not isinstance(search, str):
+        raise ConfigError(f"search must be a string, not {type(search).__name__}")
+    try:
+        search.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("search must be valid Unicode text (it holds a lone surrogate)") from None
 
 
 def runs_frame(store: Store) -> pd.DataFrame:
