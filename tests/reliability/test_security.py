@@ -57,6 +57,7 @@ from sellerbench.errors import (
 )
 from sellerbench.magic import bind_parameters
 from sellerbench.server.embedded import EmbeddedServer, start
+from sellerbench.server.problems import flat_routes
 from sellerbench.settings import SETTINGS
 from sellerbench.sync import sql_frame
 from sellerbench.viewport import Viewport
@@ -100,6 +101,7 @@ NAMES = [
 # Search texts that no name holds, or that are patterns elsewhere.
 SEARCHES = [*NAMES, "'", "%", "_", "\\", "\x00", "x\x00' OR 1=1 --", "\u202e", "--"]
 CALLERS = (*STRANGERS, *HELD)
+pytestmark = pytest.mark.timeout(60)  # each test, its module fixtures included
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -187,8 +189,6 @@ def test_every_endpoint_answers_each_caller_as_api_md_prescribes(which, request)
         f"rows the server does not serve: {sorted(expected - documented)}"
     )
     # Nothing is served outside the schema but FastAPI's own documentation pages.
-    from sellerbench.server.problems import flat_routes
-
     undocumented = {r.path for r in flat_routes(srv.app.routes)} - {p for _, p in documented}
     assert undocumented == DOC_PATHS
     wrong = []
@@ -252,7 +252,7 @@ def test_reprs_and_display_forms_never_show_the_token(sec_server, own_wb):
     try:
         objects: list[Any] = [
             own_wb, own_wb.client, own_wb.store, push, sync, export, own_wb.status(),
-            vars(own_wb), sec_server, sec_server.app.state.settings, SETTINGS,
+            vars(own_wb), vars(own_wb.client), sec_server, sec_server.app.state.settings, SETTINGS,
             own_wb.client._http.headers, grid, grid.status, grid.message, grid.viewport,
             watcher,
         ]
@@ -448,7 +448,8 @@ def test_search_text_matches_literally(synced):
 
 
 def test_flagged_filters_take_booleans_only(synced, sec_server):
-    """A string where a flag belongs is refused with a clear error, never read as truthy."""
+    """A string where a flag belongs is refused with a clear error, never read as truthy;
+    a search that is not text is refused the same way."""
     before = cache_facts(synced)
     flagged = synced.sellers(flagged=True)
     assert len(flagged) < len(synced.sellers())
@@ -457,6 +458,11 @@ def test_flagged_filters_take_booleans_only(synced, sec_server):
             synced.sellers(flagged=payload)
         with pytest.raises(ExportError, match="flagged"):
             synced.export(synced.store.path.parent / "f.csv", flagged=payload, progress=False)
+    for search in ("\ud800", 5):  # a lone surrogate, a number: refused, not a duckdb error
+        with pytest.raises(ConfigError, match="search"):
+            synced.sellers(search=search)
+    with pytest.raises(ExportError):
+        synced.export(synced.store.path.parent / "s.csv", search="\ud800", progress=False)
     viewport = Viewport(synced.store)
     with pytest.raises(ConfigError):
         viewport.set_flagged("flagged' OR '1'='1")
