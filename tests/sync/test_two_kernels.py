@@ -98,3 +98,74 @@ def test_plain_duckdb_opens_the_cache_read_only(synced: Workbench) -> None:
         con.close()
     assert {"sellers", "collection_runs", "sync_state", "meta", "mutations"} <= tables
     assert live == synced.status()["sellers"] and mode == "rev"
+
+
+_SYNC_ELSEWHERE = textwrap.dedent(
+    """
+    import sys
+    from sellerbench.workbench import connect
+    with connect(sys.argv[1], sys.argv[2], sys.argv[3]) as wb:
+        print(wb.sync(progress=False).updated, flush=True)
+    """
+)
+
+
+def _rename(srv: Any, ids: list[str], tag: str) -> None:
+    from sellerbench.client import ApiClient
+
+    with ApiClient(srv.url, srv.tokens["analyst"]) as api:
+        for n, seller_id in enumerate(ids):
+            api.update_seller(seller_id, name=f"{tag} {n}")
+
+
+def test_a_sync_after_another_kernel_synced_reads_from_the_cache_checkpoint(
+    make_server: Any, make_wb: Any
+) -> None:
+    """A sync asks for the first pages before it opens the cache, from where the last
+    sync of this process left each feed; another kernel moved the checkpoint since:
+    the sync goes on from the cache's checkpoint and counts only what is new to it."""
+    from ..sync.syncutil import assert_cache_equals_server
+
+    srv = make_server(n=300)
+    wb = make_wb(srv)
+    wb.sync(progress=False)
+    ids = list(wb.sellers()["id"][:12])
+    _rename(srv, ids[:5], "Seen Elsewhere")
+    other = subprocess.run(
+        [sys.executable, "-c", _SYNC_ELSEWHERE, srv.url, srv.tokens["analyst"],
+         str(wb.store.path)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert other.stdout.strip() == "5"
+    _rename(srv, ids[5:12], "Seen Here")
+    report = wb.sync(progress=False)
+    assert (report.added, report.updated, report.deleted) == (0, 7, 0)
+    assert_cache_equals_server(wb.store, srv)
+    again = wb.sync(progress=False)  # early pages from this process's own checkpoint
+    assert (again.added, again.updated, again.deleted, again.pages) == (0, 0, 0, 2)
+    _rename(srv, ids[:2], "Seen Early")
+    report = wb.sync(progress=False)
+    assert (report.added, report.updated, report.deleted) == (0, 2, 0)
+    assert_cache_equals_server(wb.store, srv)
+
+
+def test_a_cache_put_back_to_an_older_copy_syncs_from_its_own_checkpoint(
+    make_server: Any, make_wb: Any
+) -> None:
+    """The early pages of this process are ahead of a cache file replaced by an older
+    copy: applying them would skip the changes in between."""
+    import shutil
+
+    from ..sync.syncutil import assert_cache_equals_server
+
+    srv = make_server(n=300)
+    wb = make_wb(srv)
+    wb.sync(progress=False)
+    backup = wb.store.path.with_name("backup.duckdb")
+    shutil.copy(wb.store.path, backup)
+    ids = list(wb.sellers()["id"][:6])
+    _rename(srv, ids, "Changed After The Copy")
+    assert wb.sync(progress=False).updated == 6
+    shutil.copy(backup, wb.store.path)
+    assert wb.sync(progress=False).updated == 6
+    assert_cache_equals_server(wb.store, srv)
