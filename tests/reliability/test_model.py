@@ -272,6 +272,12 @@ class Interleavings(RuleBasedStateMachine):
 
     @rule()
     def pull_under_the_queue(self) -> None:
+        queued = [i for i in self._server_live() if i in {o.target for o in self.pending}]
+        if queued:  # the rebase case: first the server's row moves under a queued change
+            target, name = queued[0], self._fresh("Theirs")
+            flagged = not self.server[target].flagged
+            self.other.update_seller(target, name=name, flagged=flagged)
+            self.server[target] = replace(self.server[target], name=name, flagged=flagged)
         with _pull_only():
             self.wb.sync(progress=False)
         self.cached = dict(self.server)
