@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sellerbench.grid import FLAGGED_COLOUR
+from sellerbench.grid import FLAGGED_COLOUR, PENDING_COLOUR
 
 from .lab import LabPage, wait_for, write_notebook
 
@@ -124,4 +124,80 @@ def test_click_shift_drag_select_then_flag(
     grid_errors = [e for e in chromium_page.console_errors
                    if "ipydatagrid" in e or "getDatasetRowFromView" in e]
     assert grid_errors == []
+    lab.run("wb.close()")
+
+
+# Paint the grid's whole canvas twice in one task, with Lumino's own per-cell copies and
+# with the painter's per-column copies, and compare every pixel and count the copies.
+PAINT_BOTH_WAYS_JS = """
+async (modelId) => {
+  const notebook = window.jupyterapp.shell.currentWidget.content;
+  let manager = null;
+  const walk = (w) => {
+    if (!manager && w._manager && w._manager.promise) manager = w._manager.promise;
+    for (const child of (w.widgets || [])) walk(child);
+  };
+  for (const cell of notebook.widgets) if (cell.outputArea) walk(cell.outputArea);
+  const model = await (await manager).get_model(modelId);
+  const grid = (await Object.values(model.views)[0]).grid.grid;
+  const stock = grid[Symbol.for('sellerbench.batchedBlits')];
+  if (!stock) return null;
+  const batched = {drawCells: grid._drawCells, blitContent: grid._blitContent};
+  const paint = (methods) => {
+    grid._drawCells = methods.drawCells;
+    grid._blitContent = methods.blitContent;
+    const gc = grid._canvasGC;
+    let copies = 0;
+    gc.drawImage = function (...args) { copies += 1; return CanvasRenderingContext2D.prototype
+      .drawImage.apply(this, args); };
+    try {
+      grid.paintContent(0, 0, grid._viewportWidth, grid._viewportHeight);
+    } finally {
+      delete gc.drawImage;
+      grid._drawCells = batched.drawCells;
+      grid._blitContent = batched.blitContent;
+    }
+    return {copies, pixels: gc.getImageData(0, 0, grid._canvas.width, grid._canvas.height).data};
+  };
+  const a = paint(stock), b = paint(batched);
+  let differing = 0;
+  for (let i = 0; i < a.pixels.length; i++) if (a.pixels[i] !== b.pixels[i]) differing++;
+  const colours = new Set();
+  for (let i = 0; i < b.pixels.length; i += 4 * 97)
+    colours.add((b.pixels[i] << 16) | (b.pixels[i + 1] << 8) | b.pixels[i + 2]);
+  return {stock: a.copies, batched: b.copies, differing, bytes: a.pixels.length,
+          colours: [...colours]};
+}
+"""
+
+
+def test_the_painter_copies_per_column_and_paints_the_same_pixels(lab_page: LabPage) -> None:
+    """The grid's view is wrapped by the painter (gridpaint.py), and a full repaint with
+    one copy per column gives exactly the pixels of Lumino's one copy per cell, with
+    flagged, pending and plain rows on screen."""
+    lab = lab_page
+    write_notebook(lab.lab.root / "grid_paint.ipynb", CELLS)
+    lab.open("grid_paint.ipynb")
+    lab.run_all()
+    lab.wait_kernel("grid.datagrid.replies > 0", True, timeout=90)
+    lab.wait_kernel("grid.painter.batched", 1, timeout=30)
+    ids = _ids(lab, [(1, 2)])
+    # An unflagged row renamed shows the pending colour; a suffix keeps it in its place
+    # under the sort by name.
+    row = lab.kernel_json("int(grid.viewport.page(3, 15).query(\"Flagged == ''\").index[0])")
+    lab.run(f"wb.flag({ids!r}); wb.rename({_ids(lab, [(row, row)])[0]!r}, "
+            f"grid.viewport.page({row}, {row})['Name'].iloc[0] + ' (renamed)')")
+    GridOnPage(lab)
+    flagged, pending = _hex(FLAGGED_COLOUR), _hex(PENDING_COLOUR)
+
+    def painted() -> Any:
+        result = lab.page.evaluate(PAINT_BOTH_WAYS_JS, lab.kernel_json("grid.datagrid.model_id"))
+        colours = {((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in result["colours"]}
+        return result if {flagged, pending} <= colours else None
+
+    result = wait_for(painted, 30, "flagged and pending rows on the canvas")
+    assert result["differing"] == 0, f"{result['differing']} of {result['bytes']} bytes differ"
+    # Lumino copies every cell on screen; the painter one strip per column and region.
+    assert result["stock"] > 5 * result["batched"] > 0
+    assert lab_page.page.js_errors == []
     lab.run("wb.close()")

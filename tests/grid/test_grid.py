@@ -267,6 +267,21 @@ def test_close_stops_following_the_workbench(offline_wb: Workbench) -> None:
     offline_wb.flag(["id-000001"], True)  # no error from a closed grid
 
 
+def test_the_painter_sits_right_after_the_grid_and_closes_with_it(
+    offline_wb: Workbench,
+) -> None:
+    grid = offline_wb.grid()
+    body = grid.children[-1]
+    # Right after the grid in the same box: the grid's view exists when the painter's
+    # renders (tests/browser checks what it does there).
+    assert list(body.children[:2]) == [grid.datagrid, grid.painter]
+    assert grid.painter.grid_id == grid.datagrid.model_id
+    assert grid.painter.layout.display == "none"
+    assert "_drawCells" in grid.painter._esm and grid.painter.batched == 0
+    grid.close()
+    assert grid.painter.comm is None
+
+
 def test_the_datagrid_api_works_on_the_streaming_grid(grid: SellersGrid) -> None:
     datagrid: SellersDataGrid = grid.datagrid
     sent = Sent(grid)
