@@ -3,6 +3,9 @@
     with FaultProxy(server.url, seed=3, rates={"reset": 0.1, "truncate": 0.1}) as proxy:
         client = ApiClient(proxy.url, token, timeout=1.0)
 
+    with FaultProxy(server.url, cuts=[1500, 900]) as proxy:  # activity streams cut
+        wb = sb.connect(proxy.url, token, cache)
+
 Every byte is forwarded both ways unless a fault fires. A fault is drawn per HTTP
 request (a chunk from the client that starts with a method), from ``random.Random(seed)``:
 
@@ -19,6 +22,13 @@ request (a chunk from the client that starts with a method), from ``random.Rando
 
 ``exempt`` request paths (``/health`` by default) are never faulted. ``counts`` says how
 many of each fired; ``enabled`` switches every fault off and on while it runs.
+
+``cuts`` are not drawn: each request whose path holds one of ``cut_paths`` (the activity
+stream by default) takes the next budget in ``cuts`` (None once they are spent), and
+after that many bytes of answer on its connection, wherever that falls (mid-line,
+mid-event), the proxy shuts both sides down. The budget stays with the connection until
+the next such request, so a stream that ended short of it still gets its cut on the
+next answer there. ``cut_count`` says how many connections were cut.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 FAULTS = ("reset", "reset_after", "truncate", "stall", "slow")
@@ -46,6 +56,8 @@ class FaultProxy:
         exempt: tuple[str, ...] = ("/health",),
         stall: float = 1.5,
         slow_bytes: int = 2048,
+        cuts: Sequence[int] = (),
+        cut_paths: tuple[str, ...] = ("/activity",),
     ) -> None:
         parts = urlsplit(target_url)
         self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -56,6 +68,9 @@ class FaultProxy:
         self.exempt = exempt
         self.stall = stall
         self.slow_bytes = slow_bytes
+        self.cuts = list(cuts)
+        self.cut_paths = cut_paths
+        self.cut_count = 0
         self.enabled = True
         self.counts: dict[str, int] = {}
         self.requests = 0
@@ -115,13 +130,12 @@ class FaultProxy:
             with self._lock:
                 self._sockets = [s for s in self._sockets if s.fileno() != -1]
                 self._sockets += [downstream, upstream]
-            link: dict = {"fault": None, "budget": None}
+            link: dict = {"fault": None, "budget": None, "cut": None}
             self._spawn(self._requests, downstream, upstream, link)
             self._spawn(self._answers, upstream, downstream, link)
 
-    def _draw(self, head: bytes) -> tuple[str | None, float]:
+    def _draw(self, path: str) -> tuple[str | None, float]:
         """This request's fault (or None) and a number in [0, 1) to place it."""
-        path = head.split(b" ", 2)[1].split(b"?", 1)[0].decode("latin-1") if b" " in head else ""
         with self._lock:
             self.requests += 1
             roll, where = self._rng.random(), self._rng.random()
@@ -142,9 +156,13 @@ class FaultProxy:
             if not data:
                 break
             if data.startswith(_METHODS):
-                fault, where = self._draw(data)
+                path = _path(data)
+                fault, where = self._draw(path)
                 # A cut inside the first 900 bytes: the headers (~150-300) or the body.
                 link["fault"], link["budget"] = fault, 1 + int(where * 900)
+                if any(part in path for part in self.cut_paths):
+                    with self._lock:
+                        link["cut"] = self.cuts.pop(0) if self.cuts else None
                 if fault == "reset":
                     _reset(src)
                     break
@@ -161,6 +179,10 @@ class FaultProxy:
             data = _recv(src)
             if not data:
                 break
+            if link["cut"] is not None and not _spend(dst, data, link, "cut"):
+                with self._lock:
+                    self.cut_count += 1
+                break
             fault = link["fault"]
             if fault == "reset_after":
                 _reset(dst)
@@ -168,13 +190,8 @@ class FaultProxy:
             if fault == "stall":
                 self._closed.wait(self.stall)
                 break
-            if fault == "truncate":
-                budget = link["budget"]
-                if len(data) >= budget:
-                    with contextlib.suppress(OSError):
-                        dst.sendall(data[:budget])
-                    break
-                link["budget"] = budget - len(data)
+            if fault == "truncate" and not _spend(dst, data, link, "budget"):
+                break
             if fault == "slow":
                 link["fault"], slow_left = None, self.slow_bytes
             if slow_left:
@@ -203,6 +220,23 @@ class FaultProxy:
             at += step
             time.sleep(rng.uniform(0.001, 0.003))
         return True
+
+
+def _path(head: bytes) -> str:
+    """The path of the request line that starts ``head``, without its query."""
+    return head.split(b" ", 2)[1].split(b"?", 1)[0].decode("latin-1") if b" " in head else ""
+
+
+def _spend(dst: socket.socket, data: bytes, link: dict, budget: str) -> bool:
+    """Take ``data`` from the link's ``budget``; once it runs out, send only what is left
+    of it and say False: the answer is cut there."""
+    left = link[budget]
+    if len(data) < left:
+        link[budget] = left - len(data)
+        return True
+    with contextlib.suppress(OSError):
+        dst.sendall(data[:left])
+    return False
 
 
 def _recv(sock: socket.socket) -> bytes:

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from sellerbench.client import ApiClient
 from sellerbench.mutations import normalize_name
+from sellerbench.push import Backoff
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
@@ -139,6 +140,17 @@ def server_live(url: str, token: str) -> dict[str, bool]:
                 return out
             cursor = page.next_cursor
     raise AssertionError("the server's seller list did not end")
+
+
+def push_until_drained(wb: Workbench, backoff: Backoff, attempts: int) -> None:
+    """Push (up to ``attempts`` times, each waiting up to 2 s) until nothing is pending;
+    then nothing may be pending and nothing refused."""
+    for _ in range(attempts):
+        report = wb.push(wait=2.0, backoff=backoff)
+        if report.still_pending == 0:
+            break
+    assert report.still_pending == 0, report
+    assert wb.failed().empty, wb.failed()[["kind", "change", "error"]].to_string()
 
 
 def seed_sellers(store: Store, n: int, *, flagged_every: int = 0) -> list[str]:

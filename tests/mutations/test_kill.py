@@ -8,19 +8,15 @@ server must hold exactly what the analyst meant: nothing lost, nothing twice.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from sellerbench.push import Backoff
 from sellerbench.workbench import connect
 
-from .mutation_model import Model, random_action, server_live
+from ..reliability.relutil import child, kill_after
+from .mutation_model import Model, push_until_drained, random_action, server_live
 
 TRIALS = 10  # per contract level: 20 in all
 CHILD = """
@@ -35,21 +31,9 @@ print("done", flush=True)
 
 
 def _push_and_kill(url: str, token: str, cache, coalesce: bool, delay: float) -> str:
-    env = {**os.environ, "SELLERBENCH_TOKEN": token}  # not in argv: never in a process list
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, str(cache), "1" if coalesce else "0"],
-        stdout=subprocess.PIPE, text=True, env=env,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        return "finished" if proc.stdout.read().strip() == "done" else "killed"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = child(CHILD, url, str(cache), "1" if coalesce else "0", token=token)
+    # "finished" only if the push ran to its end: a kill after it counts for nothing.
+    return "finished" if "done" in kill_after(proc, "ready", delay)[1] else "killed"
 
 
 @pytest.mark.slow
@@ -76,12 +60,7 @@ def test_kill_minus_nine_during_push(make_server, tmp_path, base_only):
 
         wb = connect(server.url, token, cache, auto_push=False)
         try:
-            for _ in range(20):
-                report = wb.push(wait=2.0, backoff=Backoff(0.01, 0.05))
-                if report.still_pending == 0:
-                    break
-            assert report.still_pending == 0, report
-            assert wb.failed().empty, wb.failed()[["kind", "change", "error"]].to_string()
+            push_until_drained(wb, Backoff(0.01, 0.05), attempts=20)
             wb.sync(progress=False)
             local = wb.sellers()
         finally:

@@ -25,9 +25,16 @@ import pytest
 from sellerbench.client import ApiClient
 from sellerbench.push import Backoff
 from sellerbench.store import Store
-from sellerbench.workbench import Workbench, connect
+from sellerbench.workbench import connect
 
-from ..mutations.mutation_model import Model, State, random_action, seed_sellers, server_live
+from ..mutations.mutation_model import (
+    Model,
+    State,
+    push_until_drained,
+    random_action,
+    seed_sellers,
+    server_live,
+)
 from ..sync.syncutil import assert_cache_equals_server
 from .relutil import check_cache, child, kill_after
 
@@ -103,16 +110,6 @@ def test_kill_during_the_first_bulk_load_again_and_again(
 # -- a sync that pushes, then pulls under the queue ---------------------------------------
 
 
-def _converge(wb: Workbench) -> None:
-    for _ in range(20):
-        report = wb.push(wait=2.0, backoff=Backoff(0.01, 0.05))
-        if report.still_pending == 0:
-            break
-    assert report.still_pending == 0, report
-    assert wb.failed().empty, wb.failed()[["kind", "change", "error"]].to_string()
-    wb.sync(progress=False)
-
-
 def _queue(path: Path) -> dict[str, str]:
     with Store(path).connect() as con:
         return dict(con.execute("SELECT id, state FROM mutations").fetchall())
@@ -153,7 +150,8 @@ def test_kill_during_a_sync_that_pushes_and_rebases(make_server: Any, tmp_path: 
 
         wb = connect(srv.url, token, cache, auto_push=False)
         try:
-            _converge(wb)
+            push_until_drained(wb, Backoff(0.01, 0.05), attempts=20)
+            wb.sync(progress=False)
             local = wb.sellers()
         finally:
             wb.close()

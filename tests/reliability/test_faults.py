@@ -20,9 +20,9 @@ from sellerbench import sync as sync_module
 from sellerbench.client import ApiClient
 from sellerbench.push import Backoff
 
-from ..mutations.mutation_model import Model, random_action, server_live
+from ..mutations.mutation_model import Model, push_until_drained, random_action, server_live
+from ..netproxy import FaultProxy
 from ..sync.syncutil import assert_cache_equals_server
-from .faultproxy import FaultProxy
 from .relutil import check_cache, converge, workbench_via
 
 WIRE = {"reset": 0.06, "reset_after": 0.06, "truncate": 0.08, "stall": 0.01, "slow": 0.08}
@@ -92,12 +92,7 @@ def test_push_through_a_faulty_wire_lands_each_change_once(
                 changes += random_action(wb, model, rng, freed)[1]
                 if rng.random() < 0.15:
                     wb.push(wait=0, backoff=FAST)  # changes in flight while more queue
-            for _ in range(40):
-                report = wb.push(wait=2.0, backoff=FAST)
-                if report.still_pending == 0:
-                    break
-            assert report.still_pending == 0, report
-            assert wb.failed().empty, wb.failed()[["kind", "change", "error"]].to_string()
+            push_until_drained(wb, FAST, attempts=40)
             converge(lambda: wb.sync(progress=False))
             local = wb.sellers()
         finally:

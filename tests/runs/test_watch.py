@@ -14,7 +14,7 @@ from sellerbench.client import ApiClient
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
-from .proxy import CuttingProxy
+from ..netproxy import FaultProxy
 from .runutil import TWO_DEPARTMENTS, event_ids, wait_for
 
 WATCH_THREADS = ("sellerbench-watch", "sellerbench-activity")
@@ -81,7 +81,7 @@ def test_watch_a_demo_run_to_completion(srv, admin):
 
 def test_a_cut_stream_resumes_with_no_event_lost_or_shown_twice(srv, tmp_path):
     # Cut three connections at awkward places: inside the first event, mid-way, late.
-    with CuttingProxy(srv.url, cuts=[40, 1500, 2900]) as proxy, sb.connect(
+    with FaultProxy(srv.url, cuts=[40, 1500, 2900]) as proxy, sb.connect(
         proxy.url, srv.tokens["admin"], tmp_path / "cache.duckdb"
     ) as wb:
         run = wb.start_run("cut run", TWO_DEPARTMENTS)
