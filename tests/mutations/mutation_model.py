@@ -13,6 +13,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -20,7 +21,7 @@ from sellerbench.client import ApiClient
 from sellerbench.mutations import normalize_name
 from sellerbench.push import Backoff
 from sellerbench.store import Store
-from sellerbench.workbench import Workbench
+from sellerbench.workbench import Workbench, connect
 
 
 @dataclass
@@ -151,6 +152,21 @@ def push_until_drained(wb: Workbench, backoff: Backoff, attempts: int) -> None:
             break
     assert report.still_pending == 0, report
     assert wb.failed().empty, wb.failed()[["kind", "change", "error"]].to_string()
+
+
+def assert_recovers(url: str, token: str, cache: Path, model: Model, trial: int) -> None:
+    """After a kill: open ``cache`` again, push until drained and sync; the server and
+    the cache then hold exactly what the analyst meant."""
+    wb = connect(url, token, cache, auto_push=False)
+    try:
+        push_until_drained(wb, Backoff(0.01, 0.05), attempts=20)
+        wb.sync(progress=False)
+        local = wb.sellers()
+    finally:
+        wb.close()
+    expected = model.expected()
+    assert server_live(url, token) == expected, f"trial {trial}"
+    assert dict(zip(local.normalized_name, local.flagged, strict=True)) == expected
 
 
 def seed_sellers(store: Store, n: int, *, flagged_every: int = 0) -> list[str]:

@@ -12,11 +12,10 @@ import random
 
 import pytest
 
-from sellerbench.push import Backoff
 from sellerbench.workbench import connect
 
 from ..reliability.relutil import child, kill_after
-from .mutation_model import Model, push_until_drained, random_action, server_live
+from .mutation_model import Model, assert_recovers, random_action
 
 TRIALS = 10  # per contract level: 20 in all
 CHILD = """
@@ -57,16 +56,6 @@ def test_kill_minus_nine_during_push(make_server, tmp_path, base_only):
         wb.close()
         coalesce = trial % 3 == 2
         outcomes.append(_push_and_kill(server.url, token, cache, coalesce, rng.uniform(0, 1.2)))
-
-        wb = connect(server.url, token, cache, auto_push=False)
-        try:
-            push_until_drained(wb, Backoff(0.01, 0.05), attempts=20)
-            wb.sync(progress=False)
-            local = wb.sellers()
-        finally:
-            wb.close()
-        actual = server_live(server.url, token)
-        assert actual == model.expected(), f"trial {trial}"
-        assert dict(zip(local.normalized_name, local.flagged, strict=True)) == actual
+        assert_recovers(server.url, token, cache, model, trial)
     assert "killed" in outcomes, outcomes  # at least some kills landed mid-push
     print(f"\n{'base-only' if base_only else 'full'}: {outcomes}")

@@ -23,18 +23,10 @@ from typing import Any
 import pytest
 
 from sellerbench.client import ApiClient
-from sellerbench.push import Backoff
 from sellerbench.store import Store
 from sellerbench.workbench import connect
 
-from ..mutations.mutation_model import (
-    Model,
-    State,
-    push_until_drained,
-    random_action,
-    seed_sellers,
-    server_live,
-)
+from ..mutations.mutation_model import Model, State, assert_recovers, random_action, seed_sellers
 from ..sync.syncutil import assert_cache_equals_server
 from .relutil import check_cache, child, kill_after
 
@@ -147,16 +139,7 @@ def test_kill_during_a_sync_that_pushes_and_rebases(make_server: Any, tmp_path: 
         for seller in made["created"]:
             model.sellers[seller["id"]] = State(seller["display_name"], False, False)
             model.ids[seller["id"]] = seller["id"]
-
-        wb = connect(srv.url, token, cache, auto_push=False)
-        try:
-            push_until_drained(wb, Backoff(0.01, 0.05), attempts=20)
-            wb.sync(progress=False)
-            local = wb.sellers()
-        finally:
-            wb.close()
-        assert server_live(srv.url, token) == model.expected(), f"trial {trial}"
-        assert dict(zip(local.normalized_name, local.flagged, strict=True)) == model.expected()
+        assert_recovers(srv.url, token, cache, model, trial)
     assert "killed" in outcomes, outcomes
     print(f"\nkills during push-then-pull syncs: {outcomes}")
 
