@@ -226,6 +226,17 @@ class Rebuilt:
                 f"Sync now to pull the server's rows again and push what was kept")
 
 
+# checkpoint_threshold: an upsert otherwise forces a checkpoint per commit (DEVELOPERS.md).
+# No extension is installed or loaded behind the analyst's back: a query naming a
+# function of a known extension (CALL dbgen, read from https://...) would otherwise
+# download and load code into the kernel. json, parquet and icu are built in.
+_CONFIG = {
+    "checkpoint_threshold": "1GB",
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
 class Store:
     """The cache file. Cheap to create; opens the file only inside ``connect()``."""
 
@@ -291,7 +302,7 @@ class Store:
                 con = duckdb.connect(
                     str(self.path),
                     read_only=self.read_only,
-                    config={"checkpoint_threshold": "1GB"},
+                    config=_CONFIG,
                 )
                 return con
             except duckdb.IOException as exc:

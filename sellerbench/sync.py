@@ -49,7 +49,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -231,7 +231,7 @@ class _EarlyPage:
     """
 
     since: int
-    future: Any  # concurrent.futures.Future of (TablePage, next since)
+    future: Future  # of (TablePage, the next since)
 
     def take(self, since: int) -> tuple[TablePage, int | None] | None:
         """The page, if it was asked for from ``since``; its error, if it failed."""
@@ -242,17 +242,29 @@ class _EarlyPage:
 
 
 _LAST_REVS: dict[tuple[str, str], dict[str, int]] = {}
-_EARLY = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sellerbench-sync-early")
 
 
 def _early_pages(store: Store, client: ApiClient, arrow: bool) -> dict[str, _EarlyPage]:
+    """Ask for the feeds' first pages in a thread of their own, one after the other (one
+    connection, as the pulls that follow use), ending when both have answered."""
     revs = _LAST_REVS.get((str(store.path.resolve()), client.base_url), {})
-    pages = {}
-    for feed in (SELLERS, RUNS):
-        if revs.get(feed.table):
-            since = revs[feed.table]
-            fetch = _rev_fetch(client, feed, arrow)
-            pages[feed.table] = _EarlyPage(since, _EARLY.submit(fetch, since))
+    pages = {
+        feed.table: _EarlyPage(revs[feed.table], Future())
+        for feed in (SELLERS, RUNS) if revs.get(feed.table)
+    }
+    jobs = [(feed, pages[feed.table]) for feed in (SELLERS, RUNS) if feed.table in pages]
+
+    def run() -> None:
+        for feed, page in jobs:
+            if not page.future.set_running_or_notify_cancel():
+                continue  # the sync no longer wants it
+            try:
+                page.future.set_result(_rev_fetch(client, feed, arrow)(page.since))
+            except BaseException as exc:  # raised where the page is taken, if it is
+                page.future.set_exception(exc)
+
+    if jobs:
+        threading.Thread(target=run, name="sellerbench-sync-early", daemon=True).start()
     return pages
 
 

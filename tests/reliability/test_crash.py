@@ -128,8 +128,10 @@ def test_kill_during_a_sync_that_pushes_and_rebases(make_server: Any, tmp_path: 
             changes += random_action(wb, model, rng, freed)[1]
         wb.close()
         before = _queue(cache)
-        proc = child(SYNC_CHILD, srv.url, str(cache), "100", "200000", token=token)
-        outcomes.append(kill_after(proc, "ready", rng.uniform(0.05, 1.2))[0])
+        # Pages of 10: the push and the 400 rows' pull take ~0.5 s, so kills land in
+        # both (the sync is done in ~0.1 s with pages of 100 on loopback).
+        proc = child(SYNC_CHILD, srv.url, str(cache), "10", "200000", token=token)
+        outcomes.append(kill_after(proc, "ready", rng.uniform(0.02, 0.4))[0])
 
         check_cache(cache, revs=False)
         after = _queue(cache)

@@ -570,6 +570,15 @@ def test_sql_parameters_are_bound_and_sql_stays_read_only(synced):
             {"name": text})
         assert text not in query and params == {"name": text}
         assert sql_frame(synced.store, query, params)["n"].iloc[0] == 1
+    # No extension comes in behind a query: neither downloaded nor loaded on demand.
+    for statement in ("CALL dbgen(sf=0)", "SELECT * FROM read_csv('https://127.0.0.1/x')"):
+        with pytest.raises(SellerbenchError):
+            synced.sql(statement)
+    settings = synced.sql(
+        "SELECT current_setting('autoinstall_known_extensions') AS install, "
+        "current_setting('autoload_known_extensions') AS load"
+    )
+    assert not settings["install"].iloc[0] and not settings["load"].iloc[0]
     assert cache_facts(synced) == before
     assert not Path("/tmp/leak2.csv").exists() and not Path("/tmp/leak3").exists()
 
