@@ -171,7 +171,9 @@ async (modelId) => {
 """
 
 
-def test_the_painter_copies_per_column_and_paints_the_same_pixels(lab_page: LabPage) -> None:
+def test_the_painter_copies_per_column_and_paints_the_same_pixels(
+    lab_page: LabPage, artifacts: Any
+) -> None:
     """The grid's view is wrapped by the painter (gridpaint.py), and a full repaint with
     one copy per column gives exactly the pixels of Lumino's one copy per cell, with
     flagged, pending and plain rows on screen."""
@@ -183,15 +185,17 @@ def test_the_painter_copies_per_column_and_paints_the_same_pixels(lab_page: LabP
     lab.wait_kernel("grid.painter.batched", 1, timeout=30)
     ids = _ids(lab, [(1, 2)])
     # An unflagged row renamed shows the pending colour; a suffix keeps it in its place
-    # under the sort by name.
+    # under the sort by name, and is wider than the Name column (Lumino elides it).
     row = lab.kernel_json("int(grid.viewport.page(3, 15).query(\"Flagged == ''\").index[0])")
     lab.run(f"wb.flag({ids!r}); wb.rename({_ids(lab, [(row, row)])[0]!r}, "
-            f"grid.viewport.page({row}, {row})['Name'].iloc[0] + ' (renamed)')")
+            f"grid.viewport.page({row}, {row})['Name'].iloc[0] + ' (renamed' + ' x' * 60 + ')')")
     GridOnPage(lab)
     flagged, pending = _hex(FLAGGED_COLOUR), _hex(PENDING_COLOUR)
 
     def painted() -> Any:
         result = lab.page.evaluate(PAINT_BOTH_WAYS_JS, lab.kernel_json("grid.datagrid.model_id"))
+        if not result:
+            return None
         colours = {((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in result["colours"]}
         return result if {flagged, pending} <= colours else None
 
@@ -199,5 +203,6 @@ def test_the_painter_copies_per_column_and_paints_the_same_pixels(lab_page: LabP
     assert result["differing"] == 0, f"{result['differing']} of {result['bytes']} bytes differ"
     # Lumino copies every cell on screen; the painter one strip per column and region.
     assert result["stock"] > 5 * result["batched"] > 0
+    lab.page.screenshot(path=str(artifacts / "grid-painter.png"), full_page=True)
     assert lab_page.page.js_errors == []
     lab.run("wb.close()")
