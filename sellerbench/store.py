@@ -288,7 +288,7 @@ class Store:
     def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
         """Run one statement and return its result as an Arrow table (connection closed)."""
         with self.connect() as con:
-            return con.execute(sql, params).to_arrow_table()
+            return con.sql(sql, params=params).to_arrow_table()  # execute() copies once more
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         if not self.read_only:
