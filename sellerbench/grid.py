@@ -42,9 +42,12 @@ to wherever those sellers are afterwards, so an action never hits the wrong sell
 
 Live: the grid subscribes to the workbench. A change only marks the snapshot stale and
 asks the browser to fetch its rows again ("tick"); the re-read happens once, on the
-next request (or at once after a toolbar action). With ipykernel 7, widget messages may
-run on a kernel subshell thread while a cell runs on the main thread, so every entry
-point takes one lock (``_serialized``): one snapshot is built at a time, never two.
+next request (or at once after a toolbar action). A change that names its sellers (a
+flag, an undo, a push) re-reads only their rows when that gives the same snapshot
+(``Viewport._patch``): the rows keep their places, and so does the selection.
+With ipykernel 7, widget messages may run on a kernel subshell thread while a cell runs
+on the main thread, so every entry point takes one lock (``_serialized``): one snapshot
+is built at a time, never two.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from __future__ import annotations
 import functools
 import html
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -434,11 +437,11 @@ class SellersGrid(widgets.VBox):
         """Rebuild a stale snapshot and move a pinned selection to its sellers' new rows."""
         if self._pinned is None and not self.viewport.stale:
             return
-        builds = self.viewport.builds
-        count = self.viewport.row_count  # rebuilds if stale
+        reads = self.viewport.builds, self.viewport.patches
+        count = self.viewport.row_count  # rebuilds (or patches) if stale
         if self.datagrid._row_count != count:
             self.datagrid._row_count = count
-        if self.viewport.builds != builds:
+        if (self.viewport.builds, self.viewport.patches) != reads:
             self._update_status()
         if self._pinned is not None:
             pinned, self._pinned = self._pinned, None
@@ -484,14 +487,17 @@ class SellersGrid(widgets.VBox):
     def _on_event(self, event: str) -> None:
         """A sync, push or mutation happened (here or in another cell): show it."""
         self._events += 1
-        self._guard("refresh", self.refresh)
+        # A ChangeEvent names the sellers it touched (None: any row may have changed).
+        self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
 
     @_serialized
-    def refresh(self) -> None:
+    def refresh(self, sellers: Iterable[str] | None = None) -> None:
         """Re-read the cache when next needed: the browser's next request (which the tick
-        asks for at once) or a Python read. Many changes in one cell cost one re-read."""
+        asks for at once) or a Python read. Many changes in one cell cost one re-read.
+        ``sellers``: the only sellers whose rows changed (their rows alone may be re-read).
+        """
         self._pin()
-        self.viewport.invalidate()
+        self.viewport.invalidate(sellers)
         self.datagrid.tick()
         if self._detail_id is not None:
             self._show_detail_id(self._detail_id)

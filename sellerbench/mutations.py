@@ -420,11 +420,16 @@ def _act(wb: Workbench, build) -> list[str]:
     if not changes:
         return []
     ids = [c.old_id or c.seller_id for c in changes]
-    wb._changed("mutation")
+    wb._changed("mutation", _sellers_of(changes))
     if auto_push(wb) is not None:
         with wb.store.connect() as con:
             return resolve(con, ids)  # a create that landed has its server id now
     return ids
+
+
+def _sellers_of(changes: list[Change]) -> set[str]:
+    """Every seller id whose visible row the changes touch (listeners patch just those)."""
+    return {c.seller_id for c in changes} | {c.old_id for c in changes if c.old_id}
 
 
 def _resolved_one(wb: Workbench, id: str) -> str:
@@ -487,7 +492,8 @@ def undo(wb: Workbench) -> str:
         seen = [r for r in rows if r[6] in ("pending", "done") and r[0] not in unsent]
         inverses, skipped = _inverses(con, seen)
         queue(con, inverses, action_id=undo_id, origin="undo")
-    wb._changed("mutation")
+    # The action's sellers (its unsent rows left the queue) and those the inverses touch.
+    wb._changed("mutation", {r[2] for r in rows} | _sellers_of(inverses))
     if inverses:
         auto_push(wb)
     return _describe_undo(rows, len(unsent), inverses, skipped, restore_missing)

@@ -37,6 +37,7 @@ __all__ = [
     "read_heads",
     "record",
     "registered",
+    "sellers_touched",
     "upsert_rows",
 ]
 
@@ -255,6 +256,17 @@ def apply_to_sellers(con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) ->
             "UPDATE sellers SET deleted_at = NULL WHERE id IN (SELECT unnest(?::VARCHAR[]))",
             [restored],
         )
+
+
+def sellers_touched(outcomes: list[Outcome]) -> set[str]:
+    """Every seller id whose visible row ``record`` may change for these outcomes (its
+    mutations' sellers, the rows and flags it writes, the ids it moves them to)."""
+    touched: set[str] = set()
+    for o in outcomes:
+        touched.update(i for m in o.muts for i in (m.seller_id, m.old_id) if i)
+        touched.update(r["id"] for r in o.rows)
+        touched.update([*o.flags, *o.deleted, *o.restored, *o.moved.values()])
+    return touched
 
 
 SELLER_FIELDS = (

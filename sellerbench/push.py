@@ -60,7 +60,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .outcomes import Call, Mut, Outcome, read_heads, record, registered
+from .outcomes import Call, Mut, Outcome, read_heads, record, registered, sellers_touched
 
 if TYPE_CHECKING:
     from .client import ApiClient
@@ -165,7 +165,7 @@ def push(
         pusher.report.seconds = time.monotonic() - started
         pusher.report.still_pending = _finish(wb.store, release=pusher.leased)
         if pusher.report.sent or pusher.report.reads or pusher.report.failed:
-            wb._changed("push")
+            wb._changed("push", pusher.touched)
     return pusher.report
 
 
@@ -237,6 +237,7 @@ class Pusher:
         self.report = PushReport()
         self.leased = False
         self.features: frozenset[str] = frozenset()
+        self.touched: set[str] = set()  # sellers whose visible rows this push changed
 
     # -- rounds ----------------------------------------------------------------------
 
@@ -631,6 +632,7 @@ class Pusher:
     def _record(self, con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) -> None:
         if outcomes and self.leased:
             _renew_lease(con)
+        self.touched |= sellers_touched(outcomes)
         for m, result, error in record(con, outcomes, self._next_attempt):
             self._count(m, result, error)
 

@@ -25,7 +25,20 @@ if TYPE_CHECKING:
     from .mutations import PushReport
     from .sync import SyncReport
 
-__all__ = ["Workbench", "connect", "demo"]
+__all__ = ["ChangeEvent", "Workbench", "connect", "demo"]
+
+
+class ChangeEvent(str):
+    """What listeners hear: the change's name ("sync", "push", "mutation"), a plain str to
+    any listener, with ``sellers``: the ids of the only sellers whose rows it touched
+    (the grid patches just those rows), or None when any row may have changed."""
+
+    sellers: frozenset[str] | None
+
+    def __new__(cls, name: str, sellers: Iterable[str] | None = None) -> ChangeEvent:
+        event = super().__new__(cls, name)
+        event.sellers = None if sellers is None else frozenset(sellers)
+        return event
 
 
 class Workbench:
@@ -68,16 +81,17 @@ class Workbench:
     # -- change notification (the grid and the watch widget listen) ---------------------
 
     def subscribe(self, listener: Any) -> None:
-        """Call ``listener(event: str)`` after every sync, push and mutation."""
+        """Call ``listener(event: ChangeEvent)`` (a str) after every sync, push and mutation."""
         self._listeners.append(listener)
 
     def unsubscribe(self, listener: Any) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _changed(self, event: str) -> None:
+    def _changed(self, event: str, sellers: Iterable[str] | None = None) -> None:
+        change = ChangeEvent(event, sellers)
         for listener in list(self._listeners):
-            listener(event)
+            listener(change)
 
     # -- reading ------------------------------------------------------------------
 

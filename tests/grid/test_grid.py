@@ -244,19 +244,25 @@ def test_changes_from_other_cells_show_without_rebuilding(grid: SellersGrid,
     assert sent.of("tick")  # the browser is asked to fetch its rows again ...
     assert request(grid, sent, 2, 2)["Flagged"] == ["yes"]  # ... and gets them fresh
     assert "11 flagged · 1 pending" in grid.status_line.value
-    assert grid.viewport.builds == 2  # one re-read, at the request
+    # One re-read, at the request, of the one seller's row (the flag named it).
+    assert (grid.viewport.builds, grid.viewport.patches) == (1, 1)
     offline_wb.undo()
     assert request(grid, sent, 2, 2)["Flagged"] == [""]
+    assert "10 flagged · 0 pending" in grid.status_line.value
+    assert (grid.viewport.builds, grid.viewport.patches) == (1, 2)
+    # A change that names no sellers (a sync, a refresh) rebuilds.
+    grid.refresh()
+    assert request(grid, sent, 2, 2)["Flagged"] == [""] and grid.viewport.builds == 2
 
 
 def test_many_changes_in_one_cell_cost_one_reread(grid: SellersGrid,
                                                     offline_wb: Workbench) -> None:
-    builds = grid.viewport.builds
+    reads = grid.viewport.builds, grid.viewport.patches
     for i in range(1, 6):
         offline_wb.flag([f"id-{i:06d}"], True)
-    assert grid.viewport.builds == builds
+    assert (grid.viewport.builds, grid.viewport.patches) == reads
     assert "15 flagged · 5 pending" in grid.status
-    assert grid.viewport.builds == builds + 1
+    assert (grid.viewport.builds, grid.viewport.patches) == (reads[0], reads[1] + 1)
 
 
 def test_close_stops_following_the_workbench(offline_wb: Workbench) -> None:
