@@ -350,18 +350,24 @@ class Viewport:
             return f"CAST({column.sql} AS DATE) = CAST(? AS DATE)", [str(value)[:10]]
         raise ConfigError(f"the grid cannot filter with operator {op!r}")
 
-    def _select_list(self) -> str:
+    def _select_list(self, packed: bool = False) -> str:
         # Id and flagged are always held (selections, the flagged count) and shared by
         # their grid columns rather than fetched twice (the id alone is 40 MB at 1M rows).
         shown = [f'{c.sql} AS "{c.label}"' for c in self.columns if c.sql not in _ALWAYS]
-        return ", ".join([*(f'{sql} AS "{name}"' for sql, name in _ALWAYS.items()), *shown])
+        held = [f'{_PACKED_ID if packed and sql == "v.id" else sql} AS "{name}"'
+                for sql, name in _ALWAYS.items()]
+        return ", ".join([*held, *shown])
 
     def _source(self, label: str) -> str:
         """The snapshot column holding a grid column's values."""
         return _ALWAYS.get(self.column(label).sql, label)
 
     def _values(self, table: pa.Table, column: Column) -> pa.ChunkedArray:
-        return table.column(self._source(column.label))
+        source = self._source(column.label)
+        values = table.column(source)
+        if source == "__id":
+            return pa.chunked_array([_unpack_ids(values)])
+        return values
 
     # -- the snapshot ---------------------------------------------------------------
 
@@ -379,8 +385,10 @@ class Viewport:
             where, params = self.where()
             with self.store.connect() as con:
                 names = _run_names(con)
-                table = _read(con, f"{_RUNS} SELECT {self._select_list()} {_FROM} {where}",
-                              params)
+                sql = f"{_RUNS} SELECT {{}} {_FROM} {where}"
+                table = _fixed_ids(_read(con, sql.format(self._select_list(True)), params))
+                if table is None:  # an id that is not a UUID (a seller created here)
+                    table = _read(con, sql.format(self._select_list()), params)
                 counts = _counts(con, table, bool(where))
             snap = _Snapshot(table, names, counts)
             snap.sort(self._source(self.sort[0]), self.sort[1])
@@ -404,15 +412,21 @@ class Viewport:
         in parallel, and a seller with a pending change moves within ``visible_sellers``).
         """
         ids = pa.array(list(touched), type=pa.string())
-        rows = np.flatnonzero(pc.is_in(snap.table.column("__id"), value_set=ids)
+        held = snap.table.column("__id")
+        rows = np.flatnonzero(pc.is_in(held, value_set=_ids_like(ids, held))
                               .to_numpy(zero_copy_only=False))
         clauses, params = self._clauses()
         where = " AND ".join(["v.id IN (SELECT unnest(?::VARCHAR[]))", *clauses])
         with self.store.connect() as con:
             if _run_names(con) != list(snap.run_names[:-1]):
                 return False
-            fresh = _read(con, f"{_RUNS} SELECT {self._select_list()} {_FROM} WHERE {where}",
-                          [ids.to_pylist(), *params])
+            packed = held.type == _ID_TYPE
+            fresh = _read(con, f"{_RUNS} SELECT {self._select_list(packed)} {_FROM} "
+                          f"WHERE {where}", [ids.to_pylist(), *params])
+            if packed:
+                fresh = _fixed_ids(fresh)
+                if fresh is None:  # a seller created here is now shown among packed ids
+                    return False
             if fresh.num_rows != len(rows) or not fresh.schema.equals(snap.table.schema):
                 return False
             old = snap.take(rows)
@@ -464,7 +478,7 @@ class Viewport:
                  for a, b in merge_ranges(ranges, snap.num_rows)]
         if not parts:
             return pa.array([], type=pa.string())
-        return pa.concat_arrays([c for part in parts for c in part.chunks])
+        return _unpack_ids(pa.concat_arrays([c for part in parts for c in part.chunks]))
 
     def positions(self, ids: Sequence[str] | pa.Array) -> np.ndarray:
         """Row positions (ascending) of the given seller ids in the current order."""
@@ -472,7 +486,8 @@ class Viewport:
         if not len(ids):
             return np.empty(0, dtype=np.int64)
         wanted = ids if isinstance(ids, pa.Array) else pa.array(list(ids), type=pa.string())
-        mask = pc.is_in(snap.table.column("__id"), value_set=wanted)
+        held = snap.table.column("__id")
+        mask = pc.is_in(held, value_set=_ids_like(pc.cast(wanted, pa.string()), held))
         return snap.ordered_positions(np.flatnonzero(mask.to_numpy(zero_copy_only=False)))
 
     def frame(self, ranges: Iterable[tuple[int, int]] | None = None) -> pd.DataFrame:
@@ -520,6 +535,106 @@ class Viewport:
                 "ORDER BY seq", [seller_id],
             ).to_pylist()
         return {"seller": seller, "runs": runs, "pending": pending}
+
+
+# -- seller ids, packed ------------------------------------------------------------------
+# The snapshot holds every seller id: as text a canonical UUID costs 40 bytes a row (36
+# characters and an offset), 40 MB at 1M sellers. Packed into its 16 bytes it costs 16,
+# and sorts, compares and looks up the same (hex digits and hyphens sit at fixed places,
+# so byte order is text order). A snapshot holding any other id (a seller created here,
+# ``local:...``, not pushed yet) keeps them as text.
+
+_ID_TYPE = pa.binary(16)
+_HYPHENS = np.array([8, 13, 18, 23])
+_HEX_PLACES = np.setdiff1d(np.arange(36), _HYPHENS)
+_NIBBLE = np.full(256, 255, dtype=np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10)
+_NIBBLE[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16)
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _pack_ids(ids: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """Canonical lowercase UUID strings as 16-byte values; None if any id is not one."""
+    ids = pc.cast(ids, pa.string())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    n = len(ids)
+    if ids.null_count:
+        return None
+    if not n:
+        return pa.array([], type=_ID_TYPE)
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32, count=n + 1, offset=ids.offset * 4)
+    if not (np.diff(offsets) == 36).all():
+        return None
+    chars = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=36 * n,
+                          offset=int(offsets[0])).reshape(n, 36)
+    if not (chars[:, _HYPHENS] == ord("-")).all():
+        return None
+    nibbles = _NIBBLE[chars[:, _HEX_PLACES]]
+    if (nibbles == 255).any():  # not a hex digit, or an upper-case one
+        return None
+    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    return pa.FixedSizeBinaryArray.from_buffers(_ID_TYPE, n, [None, pa.py_buffer(packed.tobytes())])
+
+
+def _unpack_ids(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Seller ids as text, whichever way the snapshot holds them."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if ids.type != _ID_TYPE:
+        return ids
+    n = len(ids)
+    raw = np.frombuffer(ids.buffers()[1], dtype=np.uint8, count=16 * n,
+                        offset=16 * ids.offset).reshape(n, 16)
+    chars = np.full((n, 36), ord("-"), dtype=np.uint8)
+    chars[:, _HEX_PLACES[0::2]] = _HEX_DIGITS[raw >> 4]
+    chars[:, _HEX_PLACES[1::2]] = _HEX_DIGITS[raw & 15]
+    offsets = np.arange(0, 36 * n + 1, 36, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()),
+                                       pa.py_buffer(chars.tobytes()))
+
+
+# The id as its 16 bytes where it is a canonical lower-case UUID, else NULL (then the
+# snapshot is read again with text ids). DuckDB writes it as 20 bytes a row (an offset
+# each); _fixed_ids drops the offsets without copying the bytes.
+_PACKED_ID = (
+    "CASE WHEN length(v.id) = 36 AND v.id = lower(v.id) AND v.id[9] = '-' "
+    "AND v.id[14] = '-' AND v.id[19] = '-' AND v.id[24] = '-' "
+    "THEN try(unhex(replace(v.id, '-', ''))) END"
+)
+
+
+def _fixed_ids(table: pa.Table) -> pa.Table | None:
+    """``table`` with its packed ``__id`` (binary, 16 bytes a row) as fixed-size binary,
+    sharing the bytes; None if any id could not be packed."""
+    column = table.column("__id")
+    if column.null_count:
+        return None
+    chunks = []
+    for chunk in column.chunks:
+        chunk = chunk.cast(pa.binary()) if chunk.type != pa.binary() else chunk
+        n = len(chunk)
+        if not n:
+            chunks.append(pa.array([], type=_ID_TYPE))
+            continue
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=n + 1,
+                                offset=chunk.offset * 4)
+        if not (np.diff(offsets) == 16).all():
+            return None
+        data = chunk.buffers()[2].slice(int(offsets[0]), 16 * n)
+        chunks.append(pa.Array.from_buffers(_ID_TYPE, n, [None, data]))
+    packed = pa.chunked_array(chunks, type=_ID_TYPE)
+    return table.set_column(table.schema.get_field_index("__id"), "__id", packed)
+
+
+def _ids_like(ids: pa.Array, held: pa.ChunkedArray) -> pa.Array:
+    """Text ids as the snapshot holds them (ids that cannot be packed are in no packed
+    snapshot: they are left out)."""
+    if held.type != _ID_TYPE:
+        return ids
+    keep = pc.and_(pc.equal(pc.utf8_length(ids), 36), pc.match_substring_regex(
+        ids, r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))
+    return _pack_ids(ids.filter(keep.fill_null(False)))
 
 
 def _run_names(con: Any) -> list[str]:

@@ -196,3 +196,36 @@ def test_rows_taken_across_batches_keep_their_order() -> None:
     assert snap.rows(0, 12).equals(whole)
     assert snap.rows(3, 5).equals(whole.slice(3, 5))
     assert snap.rows(12, 3).num_rows == 0
+
+
+def test_uuid_ids_are_held_packed_and_read_back_as_text(tmp_path: Path) -> None:
+    """Canonical UUIDs are held in 16 bytes (40 MB -> 16 MB at 1M sellers); every way
+    out (pages, ids, positions, frames, Id sort, patches) gives the same text back, and a
+    seller created here (``local:...``) turns the snapshot back to text ids."""
+    import uuid
+
+    import pyarrow as pa
+
+    store = Store(tmp_path / "cache.duckdb")
+    fill_sellers(store, 60)
+    ids = sorted(str(uuid.UUID(int=(i * 7919 + 13) << 64 | i)) for i in range(60))
+    with store.transaction() as con:
+        con.execute("UPDATE sellers SET id = (?::VARCHAR[])[rev + 1]", [ids])
+    wb = Workbench(store, None, auto_push=False)
+    viewport = Viewport(store)
+    wb.subscribe(lambda event: viewport.invalidate(event.sellers))
+    viewport.set_sort("Id")
+    assert viewport._snapshot().table.schema.field("__id").type == pa.binary(16)
+    assert viewport.ids([(0, 59)]) == ids
+    assert list(viewport.page(0, 4)["Id"]) == ids[:5]
+    assert viewport.positions([ids[7], ids[3], "local:x", "ID-NOT-HELD"]).tolist() == [3, 7]
+    assert viewport.frame()["id"].tolist() == ids
+    viewport.set_sort("Name")
+    wb.flag([ids[10], ids[11]], True)  # a patch, ids still packed
+    frame = viewport.frame()
+    assert viewport.patches >= 1 and set(frame["id"]) == set(ids)
+    assert frame.set_index("id").loc[[ids[10], ids[11]], "Flagged"].tolist() == ["yes"] * 2
+    (local,) = wb.create(["Brand New Shop"])
+    assert viewport._snapshot().table.schema.field("__id").type == pa.string()
+    assert local in viewport.ids([(0, 60)])
+    assert viewport.positions([local, ids[0]]).size == 2
