@@ -172,11 +172,13 @@ class _Snapshot:
         # A stable sort on the key alone: ties keep the cache's scan order. Breaking ties
         # by seller id costs 0.5 s more at 1M rows (random UUIDs sort slowly); selections
         # do not need it, they follow their sellers by id across refreshes.
+        # Positions as int32, not the uint64 Arrow returns: 4 MB instead of 8 at 1M rows,
+        # and the same again for the inverse (a snapshot stays far below 2**31 rows).
         self.order = pc.array_sort_indices(
             self.table.column(column),
             order="descending" if descending else "ascending",
             null_placement="at_end",
-        )
+        ).cast(pa.int32())
         self.inverse = None
 
     def rows(self, first: int, count: int) -> pa.Table:
@@ -219,8 +221,8 @@ class _Snapshot:
 
     def ordered_positions(self, fetch_rows: np.ndarray) -> np.ndarray:
         if self.inverse is None:
-            self.inverse = np.empty(self.num_rows, dtype=np.int64)
-            self.inverse[self.order.to_numpy()] = np.arange(self.num_rows)
+            self.inverse = np.empty(self.num_rows, dtype=np.int32)
+            self.inverse[self.order.to_numpy()] = np.arange(self.num_rows, dtype=np.int32)
         return np.sort(self.inverse[fetch_rows])
 
 
