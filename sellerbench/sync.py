@@ -45,6 +45,7 @@ other sellers the cache held whose server row changed (a restore counts here).
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -326,15 +327,12 @@ def _pull(
     reset = full or state.mode != mode or state.server != client.base_url
     if reset:  # rows from another server or mode: start over (the first page clears)
         state = _State(feed=feed.table, mode=mode, server=client.base_url)
-    puller = _pull_rev if mode == "rev" else _pull_base
+    # An early page is used only where it starts at the checkpoint (a first or reset
+    # pass starts at 0, where none is asked for), so the rev puller takes it as it is.
+    puller = functools.partial(_pull_rev, early=early) if mode == "rev" else _pull_base
     with _progress_bar(feed, progress) as bar:
         try:
             try:
-                if puller is _pull_rev and not reset and early is not None:
-                    return _pull_rev(
-                        con, client, feed, state, reset=False, bar=bar, arrow=arrow,
-                        early=early,
-                    )
                 return puller(con, client, feed, state, reset=reset, bar=bar, arrow=arrow)
             except _ServerReset:
                 state = _State(feed=feed.table, mode=mode, server=client.base_url)
