@@ -13,10 +13,11 @@ the key up for the caller's user:
 Only successful answers are stored: a refused write (409, 404, 422) wrote nothing, so
 retrying it simply asks again. In base-only mode the header is ignored entirely.
 
-Concurrent writers (PostgreSQL): a transaction that loses a race (a deadlock, or a
-concurrent request with the same key committing first) is rolled back and run again,
-so the loser of a key race replays the winner's answer; a name a concurrent writer took
-is 409 ``DUPLICATE``; a database timeout is 503 ``UNAVAILABLE`` (retry later).
+Concurrent writers (PostgreSQL): requests with the same key wait for each other (a lock
+on the key, taken before the look-up), so the later one replays the earlier's answer; a
+transaction that loses a race anyway (a deadlock) is rolled back and run again; a name
+a concurrent writer took is 409 ``DUPLICATE``; a database timeout is 503 ``UNAVAILABLE``
+(retry later).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def _perform_once(
         return _response(status, payload)
     method, path = request.method, request.url.path
     with storage.write() as tx:
+        tx.lock(f"idempotency {user.id} {key}")  # the same key at once: one at a time
         replay = _replay(tx, user, key, method, path, digest)
         if replay is not None:
             return replay

@@ -74,6 +74,7 @@ WRITE_BOUND_SECONDS = MAX_WRITE_SECONDS + STATEMENT_TIMEOUT_MS / 1000  # worst c
 REV_LOCK_BASE = 0x5EB1 << 40  # advisory lock keys REV_LOCK_BASE + h (h < 2**40)
 SCHEMA_LOCK = 0x5EB2 << 40
 LEADER_LOCK = 0x5EB3 << 40
+NAMED_LOCKS = 0x5EB4  # the first key of Tx.lock's two-key advisory locks
 CHANNEL = "sellerbench_activity"
 
 _HIGH = "(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM rev_seq)"
@@ -205,6 +206,11 @@ class PgTx:
             self._revs.extend(r[0] for r in rows)
         self.rev = self._revs.popleft()
         return self.rev
+
+    def lock(self, name: str) -> None:
+        """Hold ``name`` until this transaction ends; others asking for it wait.
+        (The two-key form: its locks never mix with the rev locks' one-key form.)"""
+        self.execute_raw("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (NAMED_LOCKS, name))
 
     def _check_age(self) -> None:
         if time.monotonic() - self.started > MAX_WRITE_SECONDS:

@@ -197,6 +197,10 @@ class Tx:
     def execute(self, sql: str, params: tuple | list | dict = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
+    def lock(self, name: str) -> None:
+        """Wait for any other transaction holding ``name`` (nothing to do here: SQLite's
+        writer already holds the whole database)."""
+
     def executemany(self, sql: str, rows) -> sqlite3.Cursor:
         return self.conn.executemany(sql, rows)
 
