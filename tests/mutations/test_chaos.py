@@ -28,8 +28,8 @@ def _misbehave(faults: Faults, **switches: float | None) -> None:
 
 
 @pytest.mark.parametrize("base_only", [False, True], ids=["full", "base-only"])
-def test_chaos_exactly_once(make_server, tmp_path, base_only):
-    server = make_server(n=200, base_only=base_only, seed=11)
+def test_chaos_exactly_once(make_server, tmp_path, base_only, storage, db_url):
+    server = make_server(n=200, base_only=base_only, seed=11, db=db_url(storage))
     token = server.tokens["analyst"]
     wb = connect(server.url, token, tmp_path / "cache.duckdb", auto_push=False)
     wb.client.backoff, wb.client.max_backoff = 0.005, 0.05
