@@ -1,5 +1,5 @@
-"""A throw-away PostgreSQL cluster for the tests: initdb in a temporary folder, the
-server listening on 127.0.0.1 at a free port, stopped by its PID.
+"""A throw-away PostgreSQL cluster for tests and benchmarks: initdb in a temporary folder,
+the server listening on 127.0.0.1 at a free port, stopped by its PID.
 
 Debian's ``postgresql`` package provides the binaries (``scripts/test.sh`` installs it
 when missing). PostgreSQL refuses to run as root, so as root the cluster is made and
