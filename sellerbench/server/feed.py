@@ -20,6 +20,8 @@ lets SQLite write each row as one string (``printf``), in one of two forms:
   :data:`NULL_MARK`, for pyarrow's CSV reader to type in C++ (the Arrow answer).
 
 ``"rows"`` gives the columns as tuples (the runs feed, which is small, always).
+PostgreSQL writes the ``"json"`` form with ``to_json`` and ``||`` (the same bytes), and
+answers ``"lines"`` with ``"rows"``.
 """
 
 from __future__ import annotations
@@ -148,6 +150,29 @@ def _json_sql(kinds: Mapping[str, str], columns: tuple[str, ...], with_rev: bool
     return f"CAST(printf('{{{','.join(formats)}}}', {', '.join(args)}) AS BLOB)"
 
 
+def _json_sql_pg(kinds: Mapping[str, str], columns: tuple[str, ...], with_rev: bool) -> str:
+    """``_json_sql`` in PostgreSQL: the same bytes (``to_json`` of text escapes exactly
+    what orjson escapes: quote, backslash, and control characters as \\b \\f \\n \\r
+    \\t or \\u00xx; everything else is written as it is)."""
+    parts = []
+    for column in columns:
+        if column == "rev" and not with_rev:
+            continue
+        kind = kinds[column]
+        if kind == "int":
+            value = f"{column}::text"
+        elif kind == "bool":
+            value = f"CASE WHEN {column} <> 0 THEN 'true' ELSE 'false' END"
+        elif kind == "plain":
+            value = f"""'"' || {column} || '"'"""
+        elif kind == "plain?":
+            value = f"""coalesce('"' || {column} || '"', 'null')"""
+        else:
+            value = f"coalesce(to_json({column})::text, 'null')"
+        parts.append(f"""'"{column}":' || {value}""")
+    return f"""convert_to('{{' || {" || ',' || ".join(parts)} || '}}', 'UTF8')"""
+
+
 def _line_sql(kinds: Mapping[str, str], columns: tuple[str, ...]) -> str:
     """An SQL expression giving a row as its fields split by FIELD_SEP (see the module)."""
     formats = ["%d" if kinds[c] in ("int", "bool") else "%s" for c in columns]
@@ -160,11 +185,12 @@ def _select(
     spec: FeedSpec, keys: tuple[str, ...], form: Form, with_rev: bool, dialect: str = "sqlite"
 ) -> tuple[str, Form]:
     """The ``SELECT ... FROM`` of a page, and the form its rows come in ("rows" when
-    the feed or the database has no other: the printf forms are SQLite's)."""
-    if form == "rows" or spec.kinds is None or dialect != "sqlite":
+    the feed or the database has no other: "lines" is SQLite's printf only)."""
+    if form == "rows" or spec.kinds is None or (dialect != "sqlite" and form != "json"):
         return f"SELECT {', '.join(spec.columns)} FROM {spec.table}", "rows"
     if form == "json":
-        text = _json_sql(spec.kinds, spec.columns, with_rev)
+        make = _json_sql if dialect == "sqlite" else _json_sql_pg
+        text = make(spec.kinds, spec.columns, with_rev)
     else:
         text = _line_sql(spec.kinds, spec.columns)
     return f"SELECT {', '.join((text, *keys))} FROM {spec.table}", form

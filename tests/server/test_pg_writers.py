@@ -14,6 +14,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import orjson
 import pytest
 
 from sellerbench.server import pgstorage
@@ -124,3 +125,36 @@ def test_the_same_new_name_at_once_one_wins(srv):
             answers = list(pool.map(lambda _: c.post("/sellers", json={"name": name}), range(8)))
         codes = sorted(a.status_code for a in answers)
         assert codes == [201] + [409] * 7, [a.text for a in answers]
+
+
+AWKWARD = ['Quote "Corner" Shop', "Back\\slash Books", "Müller & Söhne", "東京 🎌 vintage",
+           "tab\u00a0nbsp 'q'", "Zero-width\u200bjoiner", "x" * 200]
+
+
+def test_postgresql_writes_the_json_form_byte_for_byte(srv):
+    """The JSON items PostgreSQL writes are what orjson writes for the records."""
+    from sellerbench.server import feed
+
+    with _http(srv) as c:
+        for name in AWKWARD:
+            c.post("/sellers", json={"name": name}).raise_for_status()
+
+    def page(form: str, rev: bool, **kind):
+        with srv.storage.read() as conn:  # one snapshot per form: the data is quiet
+            if rev:
+                return feed.rev_page(conn, feed.SELLERS, cursor=None, form=form, **kind)
+            return feed.base_page(conn, feed.SELLERS, cursor=None, form=form, **kind)
+
+    for with_rev in (True, False):
+        kind = {"limit": 1000, "updated_since": None, "include_deleted": True,
+                "flagged": None, "with_rev": with_rev}
+        fast, plain = page("json", False, **kind), page("rows", False, **kind)
+        assert fast.form == "json" and plain.form == "rows"
+        assert fast.json(feed.SELLERS, with_rev=with_rev) == \
+            plain.json(feed.SELLERS, with_rev=with_rev)
+    fast = page("json", True, since_rev=0, limit=1000)
+    plain = page("rows", True, since_rev=0, limit=1000)
+    assert fast.form == "json" and len(fast.rows) > 100
+    body = fast.json(feed.SELLERS, with_rev=True)
+    assert body == plain.json(feed.SELLERS, with_rev=True)
+    assert set(AWKWARD) <= {s["display_name"] for s in orjson.loads(body)["items"]}
