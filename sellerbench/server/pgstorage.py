@@ -249,6 +249,7 @@ class PgBulkTx(PgTx):
         super().__init__(conn)
         self.rev = high
         self.started = float("inf")  # no age limit: a million rows take a while
+        self.copy_options = ""
 
     def _check_age(self) -> None:
         pass
@@ -262,7 +263,7 @@ class PgBulkTx(PgTx):
         if match is None:
             return super().executemany(sql, rows)
         cursor = self.conn.cursor()
-        with cursor.copy(f"COPY {match.group(1)} FROM STDIN") as copy:
+        with cursor.copy(f"COPY {match.group(1)} FROM STDIN{self.copy_options}") as copy:
             for row in rows:
                 copy.write_row(row)
         return cursor
@@ -375,7 +376,20 @@ class PostgresStorage:
                 conn.execute("SET LOCAL max_parallel_maintenance_workers = 2")
                 high = conn.execute(f"SELECT {_HIGH}").fetchone()[0]
                 tx = PgBulkTx(conn, high)
+                empty = conn.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM sellers)"
+                    " AND NOT EXISTS (SELECT 1 FROM collection_runs)"
+                ).fetchone()[0]
+                if empty:
+                    # Emptied in this transaction, COPY may write the rows frozen (no
+                    # hint-bit rewrite on first read); the primary key is built once
+                    # after the load rather than row by row.
+                    conn.execute("TRUNCATE sellers, collection_runs")
+                    conn.execute("ALTER TABLE sellers DROP CONSTRAINT sellers_pkey")
+                    tx.copy_options = " WITH (FREEZE)"
                 yield tx
+                if empty:
+                    conn.execute("ALTER TABLE sellers ADD CONSTRAINT sellers_pkey PRIMARY KEY (id)")
                 if tx.rev > high:
                     conn.execute("SELECT setval('rev_seq', %s)", (tx.rev,))
                 for statement in _statements(INDEXES):
