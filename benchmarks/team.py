@@ -14,7 +14,9 @@ Idempotency-Key. An admin keeps a collection run going over every category meanw
 so the simulator writes sellers too.
 
 Printed per storage: requests per second, p50/p99 of an incremental sync and of a push,
-errors (any answer that is not 2xx, or a failed connection), lost writes (an analyst's
+errors (any answer that is not 2xx, or a connection failing three times; a request on a
+kept-alive connection the server closed meanwhile is sent again, as sellerbench's client
+does, and counted as retried), lost writes (an analyst's
 last flag or name of a seller it owns that the server does not hold at the end), and how
 many caches equal the server at the end (after the run is cancelled and every analyst
 syncs once more). Then the ratio of the two storages' throughput, measured in this run.
@@ -49,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 class Figures:
     requests: int = 0
     errors: int = 0
+    retries: int = 0
     syncs: list[float] = field(default_factory=list)
     pushes: list[float] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
@@ -104,11 +107,17 @@ class Analyst:
 
     async def call(self, method: str, path: str, **kw) -> httpx.Response | None:
         self.figures.requests += 1
-        try:
-            response = await self.http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            self.figures.error(f"{method} {path}: {type(exc).__name__}")
-            return None
+        for attempt in range(3):
+            try:
+                response = await self.http.request(method, path, **kw)
+                break
+            except httpx.TransportError as exc:
+                # A kept-alive connection the server closed as we sent on it: sent again,
+                # as sellerbench's client does (every write here has an Idempotency-Key).
+                if attempt == 2:
+                    self.figures.error(f"{method} {path}: {type(exc).__name__}")
+                    return None
+                self.figures.retries += 1
         if not response.is_success:
             self.figures.error(f"{method} {path}: {response.status_code} {response.text[:200]}")
             return None
@@ -209,6 +218,7 @@ async def load(url: str, tokens: dict[str, str], analysts: int, seconds: float) 
             "sync_p99": _pct(figures.syncs, 99), "push_p50": _pct(figures.pushes, 50),
             "push_p99": _pct(figures.pushes, 99), "syncs": len(figures.syncs),
             "pushes": len(figures.pushes), "equal": equal, "lost": lost,
+            "retries": figures.retries,
             "writes": sum(len(a.flags) + len(a.names) for a in team),
         }
     finally:
@@ -272,8 +282,9 @@ def main() -> int:
             print(f"{r['label']}: {r['requests']:,} requests, {r['rps']:.1f} req/s; "
                   f"incremental sync p50 {r['sync_p50']:.1f} ms p99 {r['sync_p99']:.1f} ms "
                   f"({r['syncs']}); push p50 {r['push_p50']:.1f} ms p99 {r['push_p99']:.1f} ms "
-                  f"({r['pushes']}); errors {r['errors']}; lost writes {r['lost']} of "
-                  f"{r['writes']}; caches equal to the server {r['equal']}/{args.analysts}",
+                  f"({r['pushes']}); errors {r['errors']} (connections retried "
+                  f"{r['retries']}); lost writes {r['lost']} of {r['writes']}; "
+                  f"caches equal to the server {r['equal']}/{args.analysts}",
                   flush=True)
             for sample in r["samples"]:
                 print(f"  error: {sample}")

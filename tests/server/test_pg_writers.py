@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
+import psycopg
 import pytest
 
 from sellerbench.server import pgstorage
@@ -158,3 +160,44 @@ def test_postgresql_writes_the_json_form_byte_for_byte(srv):
     body = fast.json(feed.SELLERS, with_rev=True)
     assert body == plain.json(feed.SELLERS, with_rev=True)
     assert set(AWKWARD) <= {s["display_name"] for s in orjson.loads(body)["items"]}
+
+
+def test_a_database_from_a_newer_server_is_refused(pg_cluster):
+    from sellerbench.server.pgstorage import PostgresStorage
+    from sellerbench.server.storage import SCHEMA_VERSION
+
+    url = pg_cluster.database()
+    PostgresStorage(url).close()  # creates the schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'",
+                     (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(ValueError, match="newer than this server"):
+        PostgresStorage(url)
+
+
+def test_every_process_hears_each_event_through_notify(srv, db_url):
+    """Another storage on the same database (as another server process) is told of
+    each activity event the server commits."""
+    from sellerbench.server.pgstorage import PostgresStorage
+
+    other = PostgresStorage(srv.storage.url)
+    heard: list[int] = []
+    other.listen(heard.append)
+    try:
+        time.sleep(0.3)  # LISTEN is in place before the events
+        with httpx.Client(base_url=srv.url, timeout=30,
+                          headers={"Authorization": f"Bearer {srv.tokens['admin']}"}) as c:
+            categories = [x["id"] for x in c.get("/collection/categories").json()["categories"]]
+            run = c.post("/collection/runs", json={"name": "heard", "category_ids":
+                                                    categories[:1]}).json()
+            c.post(f"/collection/runs/{run['id']}/start").raise_for_status()
+            c.post(f"/collection/runs/{run['id']}/cancel").raise_for_status()
+        with srv.storage.read() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM activity_events WHERE run_id = ? ORDER BY id", (run["id"],))]
+        deadline = time.monotonic() + 10
+        while not set(ids) <= set(heard) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ids and set(ids) <= set(heard), (ids, heard)
+    finally:
+        other.close()
