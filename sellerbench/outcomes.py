@@ -28,6 +28,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from .schema import SELLER
+
 __all__ = [
     "MUT_COLUMNS",
     "Call",
@@ -269,33 +271,26 @@ def sellers_touched(outcomes: list[Outcome]) -> set[str]:
     return touched
 
 
-SELLER_FIELDS = (
-    "id", "display_name", "normalized_name", "platform", "platform_id", "times_seen",
-    "flagged", "first_seen_run_id", "last_seen_run_id", "created_at", "updated_at",
-    "deleted_at", "rev",
-)
-
-
 def upsert_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Write the server's rows (API records; timestamps as ISO text) into ``sellers``."""
+    # Timestamps arrive as text and are cast by DuckDB; every other field as it is typed.
     table = pa.table(
         {
-            name: pa.array(
-                [r.get(name) for r in rows],
-                {"times_seen": pa.int32(), "flagged": pa.bool_(), "rev": pa.int64()}.get(
-                    name, pa.string()
-                ),
+            f.name: pa.array(
+                [r.get(f.name) for r in rows],
+                pa.string() if pa.types.is_timestamp(f.arrow) else f.arrow,
             )
-            for name in SELLER_FIELDS
+            for f in SELLER.fields
         }
+    )
+    names = ", ".join(SELLER.names)
+    select = ", ".join(
+        f"{f.name}::{f.duckdb}" if pa.types.is_timestamp(f.arrow) else f.name
+        for f in SELLER.fields
     )
     with registered(con, "_server_rows", table):
         con.execute("DELETE FROM sellers WHERE id IN (SELECT id FROM _server_rows)")
-        con.execute(
-            f"INSERT INTO sellers ({', '.join(SELLER_FIELDS)}) SELECT "
-            "id, display_name, normalized_name, platform, platform_id, times_seen, flagged, "
-            "first_seen_run_id, last_seen_run_id, created_at::TIMESTAMPTZ, "
-            "updated_at::TIMESTAMPTZ, deleted_at::TIMESTAMPTZ, rev FROM _server_rows"
-        )
+        con.execute(f"INSERT INTO sellers ({names}) SELECT {select} FROM _server_rows")
 
 
 @contextlib.contextmanager

@@ -51,7 +51,6 @@ import pyarrow as pa
 from .errors import (
     ApiError,
     AuthError,
-    ConfigError,
     ConflictError,
     MutationError,
     NotFoundError,
@@ -65,9 +64,8 @@ from .outcomes import Call, Mut, Outcome, read_heads, record, registered, seller
 if TYPE_CHECKING:
     from .client import ApiClient
     from .store import Store
-    from .workbench import Workbench
 
-__all__ = ["Backoff", "PushReport", "features_of", "push"]
+__all__ = ["Backoff", "PushReport", "has_pending", "push"]
 
 TRANSIENT = (TransportError, ServerError, ProtocolError)
 SCAN_PAGE = 100  # the base contract's largest page
@@ -102,6 +100,23 @@ class PushReport:
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     note: str | None = None
+    touched: frozenset[str] = frozenset()  # sellers whose visible rows changed
+
+    def merged(self, later: PushReport) -> PushReport:
+        """This report and a later round's, as one (counts added, the later state kept)."""
+        return PushReport(
+            sent=self.sent + later.sent,
+            calls=self.calls + later.calls,
+            coalesced=self.coalesced + later.coalesced,
+            reads=self.reads + later.reads,
+            succeeded=self.succeeded + later.succeeded,
+            failed=self.failed + later.failed,
+            still_pending=later.still_pending,
+            seconds=self.seconds + later.seconds,
+            failures=self.failures + later.failures,
+            note=later.note or self.note,
+            touched=self.touched | later.touched,
+        )
 
     def __str__(self) -> str:
         text = (
@@ -120,19 +135,12 @@ class PushReport:
         return text
 
 
-def features_of(wb: Workbench) -> frozenset[str] | None:
-    """The server's extensions if already known (no request is made), else None."""
-    client = wb.client
-    if client is None:
-        return None
-    return client.known_features
-
-
 # -- the public entry point ------------------------------------------------------------------
 
 
 def push(
-    wb: Workbench,
+    store: Store,
+    client: ApiClient,
     *,
     wait: float = 3.0,
     coalesce: bool = True,
@@ -141,37 +149,40 @@ def push(
     chunk: int = 1_000,
     max_rounds: int = 10_000,
 ) -> PushReport:
-    """Send the queue; returns a PushReport. Transient trouble never raises here.
+    """Send the queue of ``store`` through ``client``; returns a PushReport (``touched``:
+    the sellers whose visible rows it changed). Transient trouble never raises here.
 
     ``wait``: seconds this call may spend waiting for changes in backoff to come due.
     ``coalesce``: bulk calls where the server offers them (False: one call per change).
     ``retry_now``: ignore the backoff left by earlier pushes (an explicit push).
     Raises AuthError when the token may not write (nothing is lost: all stays queued).
+    The caller serializes pushes of one file in this process (``Workbench``); the lease
+    in ``meta`` keeps out other processes.
     """
-    if wb.client is None:
-        raise ConfigError(
-            "no API to push to: this workbench is offline (connect with api_url and token); "
-            "the changes stay queued in the cache"
-        )
-    if wb.store.read_only:
+    if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to push")
-    pusher = Pusher(
-        wb.store, wb.client, backoff=backoff or Backoff(), coalesce=coalesce, chunk=chunk
-    )
+    pusher = Pusher(store, client, backoff=backoff or Backoff(), coalesce=coalesce, chunk=chunk)
     started = time.monotonic()
     try:
         pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
     finally:
         pusher.report.seconds = time.monotonic() - started
-        pusher.report.still_pending = _finish(wb.store, release=pusher.leased)
-        if pusher.report.sent or pusher.report.reads or pusher.report.failed:
-            wb._changed("push", pusher.touched)
+        pusher.report.still_pending = _finish(store, release=pusher.leased)
+        pusher.report.touched = frozenset(pusher.touched)
     return pusher.report
+
+
+def has_pending(store: Store) -> bool:
+    """Whether the queue holds anything to push (one cheap read)."""
+    with store.connect() as con:
+        return bool(con.execute(
+            "SELECT EXISTS (SELECT 1 FROM mutations WHERE state = 'pending')"
+        ).fetchall()[0][0])
 
 
 def _finish(store: Store, *, release: bool) -> int:
     """Release our lease (if held); how many changes are still pending."""
-    with store.connect() as con:
+    with store.transaction() as con:
         if release:
             con.execute(
                 "DELETE FROM meta WHERE key = ? AND value LIKE ?", [_LEASE, f"{os.getpid()} %"]
@@ -299,6 +310,7 @@ class Pusher:
         with self.store.transaction() as con:
             # 'resolved' outcomes only refresh the cached server rows.
             self._record(con, outcomes)
+            calls = self._still_pending(con, calls)
             if calls:
                 self._mark_sending(con, calls)
             else:
@@ -466,6 +478,22 @@ class Pusher:
         return Call(action, muts, key, muts[0].flagged)
 
     # -- sending ------------------------------------------------------------------------
+
+    @staticmethod
+    def _still_pending(con: duckdb.DuckDBPyConnection, calls: list[Call]) -> list[Call]:
+        """The calls all of whose changes are still pending, read in the transaction that
+        marks them sent: an undo in another thread (or kernel) may have taken one back
+        since the heads were read, and a change taken back must never go out."""
+        ids = [m.id for call in calls for m in call.muts]
+        if not ids:
+            return calls
+        rows = con.execute(
+            "SELECT id FROM mutations WHERE state = 'pending' "
+            "AND id IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
+        ).fetchall()
+        pending = {r[0] for r in rows}
+        return [c for c in calls if all(m.id in pending for m in c.muts)]
 
     def _mark_sending(self, con: duckdb.DuckDBPyConnection, calls: list[Call]) -> None:
         """Before anything goes out: attempts, 'sent, outcome unknown', batch, anchor."""
