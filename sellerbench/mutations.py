@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import pandas as pd
@@ -102,6 +102,24 @@ class Action:
 
     ids: list[str]
     touched: frozenset[str]
+
+
+class _Done(NamedTuple):
+    """A queue row of the action undo takes back."""
+
+    seq: int
+    kind: str
+    seller_id: str
+    flagged: bool | None
+    name: str | None
+    prior: str | None
+    state: str
+    attempts: int
+    batch: str | None
+
+    @property
+    def prior_values(self) -> dict[str, Any]:
+        return json.loads(self.prior) if self.prior else {}
 
 
 @dataclass(frozen=True)
@@ -461,12 +479,14 @@ def undo(store: Store, *, restore_missing: bool = False) -> Undone:
         action = _last_action(con)
         if action is None:
             return Undone("nothing to undo", frozenset(), False)
-        rows = con.execute(
-            "SELECT seq, kind, seller_id, flagged, name, prior, state, attempts, batch "
+        rows = [_Done(*r) for r in con.execute(
+            f"SELECT {', '.join(_Done._fields)} "
             "FROM mutations WHERE action_id = ? ORDER BY seq DESC",
             [action],
-        ).fetchall()
-        unsent = [r[0] for r in rows if r[6] == "pending" and r[7] == 0 and r[8] is None]
+        ).fetchall()]
+        unsent = [
+            r.seq for r in rows if r.state == "pending" and r.attempts == 0 and r.batch is None
+        ]
         con.execute(
             "UPDATE mutations SET state = CASE WHEN seq IN (SELECT unnest(?::BIGINT[])) "
             "THEN 'undone' ELSE state END, undone_by = ?, "
@@ -474,11 +494,11 @@ def undo(store: Store, *, restore_missing: bool = False) -> Undone:
             "THEN now() ELSE finished_at END WHERE action_id = ?",
             [unsent, undo_id, unsent, action],
         )
-        seen = [r for r in rows if r[6] in ("pending", "done") and r[0] not in unsent]
+        seen = [r for r in rows if r.state in ("pending", "done") and r.seq not in unsent]
         inverses, skipped = _inverses(con, seen)
         queue(con, inverses, action_id=undo_id, origin="undo")
     # The action's sellers (its unsent rows left the queue) and those the inverses touch.
-    touched = frozenset({r[2] for r in rows} | _sellers_of(inverses))
+    touched = frozenset({r.seller_id for r in rows} | _sellers_of(inverses))
     text = _describe_undo(rows, len(unsent), inverses, skipped, restore_missing)
     return Undone(text, touched, bool(inverses))
 
@@ -492,16 +512,16 @@ def _last_action(con: duckdb.DuckDBPyConnection) -> str | None:
     return rows[0][0] if rows else None
 
 
-def _inverses(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> tuple[list[Change], list[str]]:
+def _inverses(
+    con: duckdb.DuckDBPyConnection, rows: list[_Done]
+) -> tuple[list[Change], list[str]]:
     """The changes that put back what ``rows`` changed, checked like any change."""
     out: list[Change] = []
     skipped: list[str] = []
-    targets = resolve(con, [r[2] for r in rows])
+    targets = resolve(con, [r.seller_id for r in rows])
     sellers = sellers_by_id(con, targets)
-    for (_seq, kind, _sid, _flagged, _name, prior_json, *_), target in zip(
-        rows, targets, strict=True
-    ):
-        prior = json.loads(prior_json) if prior_json else {}
+    for row, target in zip(rows, targets, strict=True):
+        kind, prior = row.kind, row.prior_values
         seller = sellers.get(target)
         if seller is None:
             skipped.append(f"{target} is no longer known")
@@ -557,9 +577,9 @@ def _inverse(
 
 
 def _describe_undo(
-    rows: list[tuple], unsent: int, inverses: list[Change], skipped: list[str], base: bool
+    rows: list[_Done], unsent: int, inverses: list[Change], skipped: list[str], base: bool
 ) -> str:
-    kinds = sorted({r[1] for r in rows})
+    kinds = sorted({r.kind for r in rows})
     what = f"{'/'.join(kinds)} of {len(rows)} seller(s)" if len(rows) > 1 else _one(rows[0])
     parts = []
     if unsent:
@@ -575,9 +595,9 @@ def _describe_undo(
     return f"undid {what}: " + "; ".join(parts or ["nothing left to revert"])
 
 
-def _one(row: tuple) -> str:
-    _seq, kind, sid, flagged, name, prior_json, *_ = row
-    prior = json.loads(prior_json) if prior_json else {}
+def _one(row: _Done) -> str:
+    kind, sid, name, prior = row.kind, row.seller_id, row.name, row.prior_values
+    flagged = row.flagged
     if kind == "flag":
         return f"flag={flagged} of {prior.get('name', sid)!r}"
     if kind == "rename":

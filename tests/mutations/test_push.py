@@ -399,7 +399,7 @@ def test_auto_push_with_the_api_down_keeps_working(tmp_path):
         wb.close()
 
 
-def test_restore_on_base_says_the_id_changes(make_server, open_wb, capsys):
+def test_restore_on_base_says_the_id_changes(make_server, open_wb, caplog):
     server = make_server(n=10, base_only=True)
     wb = open_wb(server)
     z = _ids(wb, 1)[0]
@@ -407,7 +407,7 @@ def test_restore_on_base_says_the_id_changes(make_server, open_wb, capsys):
     wb.delete(z)
     wb.push()
     assert wb.restore(z) == [z]
-    assert "get NEW ids" in capsys.readouterr().err
+    assert "get NEW ids" in caplog.text
     assert wb.push(backoff=FAST).succeeded == 1
     (new_id,) = wb.sellers().set_index("display_name").loc[[name], "id"]
     assert new_id != z
