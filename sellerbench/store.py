@@ -277,6 +277,12 @@ class FileLocks:
 
 _LOCKS: dict[str, FileLocks] = {}
 _LOCKS_GUARD = threading.Lock()
+# Opening and closing DuckDB connections, one at a time in this process: a connection
+# opened while another thread opens or closes one on the same database sometimes could
+# not see DuckDB's Python table function (``Catalog Error: Table Function with name
+# python_arrow_scan does not exist``; duckdb 2.0.1, seen in ~1 of 3 runs of two threads
+# opening connections beside a third writing, never with this lock). Both take ~1 ms.
+_OPEN_GUARD = threading.Lock()
 
 
 def file_locks(path: Path) -> FileLocks:
@@ -328,7 +334,8 @@ class Store:
         except duckdb.Error as exc:
             raise self.error(exc) from exc
         finally:
-            con.close()
+            with _OPEN_GUARD:
+                con.close()
 
     @contextlib.contextmanager
     def writing(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -400,12 +407,8 @@ class Store:
         delay = 0.01
         while True:
             try:
-                con = duckdb.connect(
-                    str(self.path),
-                    read_only=self.read_only,
-                    config=_CONFIG,
-                )
-                return con
+                with _OPEN_GUARD:
+                    return duckdb.connect(str(self.path), read_only=self.read_only, config=_CONFIG)
             except duckdb.IOException as exc:
                 text = str(exc)
                 if "lock" not in text.lower():
