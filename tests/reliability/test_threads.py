@@ -564,8 +564,9 @@ def test_two_workbenches_on_one_cache_in_threads(make_server, tmp_path, stray):
 
 
 def failed_attempts(server: Any, wb: Workbench, outcomes: Outcomes, sid: str) -> int:
-    """With the API failing every request: queue one change on ``sid`` and push it once;
-    how many times the server was asked (an explicit push retries a failing call)."""
+    """With the API failing every request: queue one change on ``sid`` (nothing else is
+    queued) and push it once; how many times the server was asked (an explicit push
+    retries a failing call)."""
     server.faults.fail_rate = 1.0
     outcomes.call("flag", lambda: wb.flag(sid, True))  # its auto-push fails: it stays queued
     before = server.faults.counts.get("fail", 0)
@@ -616,6 +617,8 @@ def test_concurrent_auto_push_leaves_client_configuration(make_server, tmp_path,
         flapping.set()
         flapper.join(5)
         assert not hung, f"{outcomes.report()}\n{hung}"
+        server.faults.fail_rate = 0.0
+        drain(wb, outcomes)  # so the probe's push sends the probe alone, as the first did
 
         after = failed_attempts(server, wb, outcomes, ids[1])
         now_configured = getattr(wb.client, "retries", None)
