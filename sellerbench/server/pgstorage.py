@@ -60,7 +60,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .catalog import CATEGORIES
 from .storage import INDEXES, SCHEMA_VERSION, TABLES, Busy, Conflict, Duplicate
@@ -173,10 +173,13 @@ class PgRead:
         return int(row[0])
 
     def execute(self, sql: str, params: tuple | list = ()) -> psycopg.Cursor:
-        if not self.began:
-            self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self.began = True
-        return self._conn.execute(to_pg(sql), params)
+        try:
+            if not self.began:
+                self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                self.began = True
+            return self._conn.execute(to_pg(sql), params)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
 
 
 class PgTx:
@@ -333,10 +336,25 @@ class PostgresStorage:
             raise RuntimeError("the storage is closed")
 
     @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; Busy when none frees up within the pool's timeout."""
+        self._check_open()
+        try:
+            borrowed = self.pool.connection()
+            conn = borrowed.__enter__()
+        except PoolTimeout as exc:
+            raise Busy("every database connection of this process is in use") from exc
+        try:
+            yield conn
+        except BaseException as exc:
+            borrowed.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        borrowed.__exit__(None, None, None)
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[PgRead]:
         """A snapshot for one answer (see :class:`PgRead`)."""
-        self._check_open()
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             reader = PgRead(conn)
             try:
                 yield reader
@@ -347,8 +365,7 @@ class PostgresStorage:
     @contextlib.contextmanager
     def write(self) -> Iterator[PgTx]:
         """One READ COMMITTED write transaction; rolled back if the block raises."""
-        self._check_open()
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute("BEGIN")
             try:
                 tx = PgTx(conn)

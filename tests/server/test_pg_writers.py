@@ -201,3 +201,22 @@ def test_every_process_hears_each_event_through_notify(srv, db_url):
         assert ids and set(ids) <= set(heard), (ids, heard)
     finally:
         other.close()
+
+
+def test_a_busy_pool_is_503_with_retry_after(srv, monkeypatch):
+    pool = srv.storage.pool
+    monkeypatch.setattr(pool, "timeout", 0.5)
+    held = [pool.getconn() for _ in range(pool.max_size)]
+    try:
+        with _http(srv) as c:
+            read = c.get("/sync/sellers", params={"since_rev": 0, "limit": 1})
+            write = c.post("/sellers", json={"name": f"Busy {uuid.uuid4().hex[:6]}"})
+        for answer in (read, write):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["detail"]["code"] == "UNAVAILABLE"
+        assert read.headers["Retry-After"] == "1"
+    finally:
+        for conn in held:
+            pool.putconn(conn)
+    with _http(srv) as c:  # and answers again once connections free up
+        c.get("/sync/sellers", params={"since_rev": 0, "limit": 1}).raise_for_status()
