@@ -22,14 +22,15 @@ Mechanism: before a write transaction takes its first rev it takes a *shared
 transaction-level advisory lock* whose key is ``REV_LOCK_BASE + h``, ``h`` being the
 highest rev handed out so far (every rev it will take is > h). The lock is visible to
 every session at once (``pg_locks``) and is released only after the transaction's
-commit (or rollback) is visible. A feed page first computes, in a statement of its own:
+commit (or rollback) is visible. A feed page first computes, in two statements of its
+own (the sequence first, then ``pg_locks``):
 
     safe = min(h_now, min(h of every such lock held now))
 
-reading the sequence before ``pg_locks``. A rev r <= h_now was handed out before that
-read, so its writer's lock (taken before its nextval) is either still held, and then
+A rev r <= h_now was handed out before the sequence was read, so its writer's lock
+(taken before its nextval) is either still held when ``pg_locks`` is read, and then
 safe <= h < r, or gone, and then the writer has finished. The page is then read in a
-REPEATABLE READ snapshot taken *after* that statement, capped at ``rev <= safe``, and
+REPEATABLE READ snapshot taken *after* those statements, capped at ``rev <= safe``, and
 answers ``max_rev = safe``: every change up to it is visible, whatever order the
 writers commit in. The reader never waits for a writer.
 
@@ -78,14 +79,14 @@ NAMED_LOCKS = 0x5EB4  # the first key of Tx.lock's two-key advisory locks
 CHANNEL = "sellerbench_activity"
 
 _HIGH = "(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM rev_seq)"
-SAFE_REV_SQL = f"""
-SELECT greatest(least(h, coalesce(min(((l.classid::bigint << 32) | l.objid::bigint) - %s), h)),
-                least(%s, h))
-FROM (SELECT {_HIGH} AS h) high
-LEFT JOIN pg_locks l ON l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-    AND ((l.classid::bigint << 32) | l.objid::bigint) BETWEEN %s AND %s
-GROUP BY h
+# Two statements, in this order: one statement would leave the order of the sequence
+# read and the pg_locks read to the planner, and the argument needs the sequence first.
+HIGH_SQL = f"SELECT {_HIGH}"
+HELD_SQL = """
+SELECT min(((classid::bigint << 32) | objid::bigint) - %s) FROM pg_locks
+WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND ((classid::bigint << 32) | objid::bigint) BETWEEN %s AND %s
 """
 
 _TYPES = [
@@ -166,11 +167,12 @@ class PgRead:
         """
         if self.began:
             raise RuntimeError("safe_rev() must run before the read snapshot begins")
-        row = self._conn.execute(
-            SAFE_REV_SQL,
-            (REV_LOCK_BASE, floor, REV_LOCK_BASE, REV_LOCK_BASE + (1 << 40) - 1),
-        ).fetchone()
-        return int(row[0])
+        high = int(self._conn.execute(HIGH_SQL).fetchone()[0])
+        held = self._conn.execute(
+            HELD_SQL, (REV_LOCK_BASE, REV_LOCK_BASE, REV_LOCK_BASE + (1 << 40) - 1)
+        ).fetchone()[0]
+        safe = high if held is None else min(high, int(held))
+        return max(safe, min(floor, high))
 
     def execute(self, sql: str, params: tuple | list = ()) -> psycopg.Cursor:
         try:
