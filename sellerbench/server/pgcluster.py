@@ -57,6 +57,7 @@ class Cluster:
     pid: int
     user: str
     _log: object = field(default=None, repr=False)
+    _proc: subprocess.Popen | None = field(default=None, repr=False)
     _count: int = 0
 
     @property
@@ -80,14 +81,26 @@ class Cluster:
             os.kill(self.pid, signal.SIGINT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            # reap what we started (the postmaster, or runuser around it): a zombie
+            # would still answer kill(pid, 0)
+            if self._proc is not None:
+                self._proc.poll()
             try:
                 os.kill(self.pid, 0)
             except ProcessLookupError:
+                break
+            if self._proc is not None and self._proc.returncode is not None \
+                    and self._proc.pid == self.pid:
                 break
             time.sleep(0.05)
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(10)
+        if self._log is not None:
+            self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -115,7 +128,7 @@ def start_cluster(root: Path, *, timeout: float = 60.0) -> Cluster:
     port = _free_port()
     log = open(root / "server.log", "ab")  # noqa: SIM115 - closed when the cluster stops
     # Settings for a small test machine: few connections are needed, durability is not.
-    subprocess.Popen(
+    proc = subprocess.Popen(
         [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
          "-h", "127.0.0.1", "-k", str(sockets), "-c", "fsync=off",
          "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
@@ -131,7 +144,7 @@ def start_cluster(root: Path, *, timeout: float = 60.0) -> Cluster:
         if time.monotonic() > deadline:
             raise RuntimeError(f"PostgreSQL did not start; see {root / 'server.log'}")
         time.sleep(0.05)
-    return Cluster(root=root, port=port, pid=pid, user=user, _log=log)
+    return Cluster(root=root, port=port, pid=pid, user=user, _log=log, _proc=proc)
 
 
 def _ready_pid(pid_file: Path) -> int | None:
