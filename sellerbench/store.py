@@ -253,7 +253,7 @@ class Rebuilt:
 # No extension is installed or loaded behind the analyst's back: a query naming a
 # function of a known extension (CALL dbgen, read from https://...) would otherwise
 # download and load code into the kernel. json, parquet and icu are built in.
-_CONFIG = {
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "checkpoint_threshold": "1GB",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
