@@ -23,8 +23,8 @@ from typing import Any
 
 import uvicorn
 
-from . import activity, demo
 from ..settings import data_dir
+from . import activity, demo
 from .app import create_app
 from .auth import ensure_demo_tokens
 from .faults import Faults, wrap
