@@ -171,8 +171,9 @@ def collect(wb: Any, params: ReportParams) -> ReportData:
         runs = con.sql(runs_sql, params=since).to_arrow_table()
     sellers, runs = sellers.to_pandas(), runs.to_pandas()
     # Many sellers share a count: ties go by name, so the same ones show every time.
-    ranked = sellers.sort_values(["times_seen", "display_name", "id"],
-                                 ascending=[False, True, True], na_position="last")
+    ranked = sellers.assign(_name=sellers["display_name"].str.casefold()).sort_values(
+        ["times_seen", "_name", "id"], ascending=[False, True, True], na_position="last"
+    )
     top = ranked.head(TOP_SELLERS)
     tied = 0
     if len(top) == TOP_SELLERS and len(ranked) > TOP_SELLERS:
