@@ -341,9 +341,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from .store import Store
 
     _check_settings(args)
-    path = Path(_setting(args, "cache"))
-    if not path.exists():
-        raise CacheError(f"no cache at {path}; nothing to rebuild")
+    # Another kind of file is refused, never moved aside: only a DuckDB file is rebuilt.
+    path = _cache_path(args, must_exist=True)
     store = Store(path, lock_timeout=_setting(args, "lock_timeout"))
     if not args.force:
         problem = _damage(path, float(_setting(args, "lock_timeout")))
