@@ -33,7 +33,7 @@ from .settings import SETTINGS, flag_of, value
 __all__ = ["build_parser", "main"]
 
 # Settings that are flags of the commands that talk to a cache or an API.
-_CONNECTION = ("api_url", "token", "cache", "lock_timeout", "timeout")
+_CONNECTION = tuple(s.name for s in SETTINGS if s.cli)
 # What a new cache file may be called: `--cache notes.txt` is a mistake, not a new cache.
 CACHE_SUFFIXES = (".duckdb", ".db", ".ddb")
 _DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB file

@@ -35,9 +35,11 @@ __all__ = [
     "SETTINGS",
     "Secret",
     "Setting",
+    "check_all",
     "data_dir",
     "default_cache",
     "flag_of",
+    "markdown_table",
     "parse",
     "resolve",
     "value",
@@ -145,6 +147,7 @@ class Setting:
     help: str
     parser: Callable[[str], object]
     default_text: str = ""
+    cli: bool = True  # also a flag of the commands that open a cache or talk to the API
 
     @property
     def flag(self) -> str:
@@ -166,12 +169,12 @@ SETTINGS: tuple[Setting, ...] = (
             _seconds(0, strict=False), "10"),
     Setting("auto_push", "SELLERBENCH_AUTO_PUSH", "1", "1 or 0",
             "Push queued changes right after each mutation when the API is reachable.",
-            _boolean, "1"),
+            _boolean, "1", cli=False),
     Setting("timeout", "SELLERBENCH_TIMEOUT", "30", "seconds > 0",
             "Seconds before one HTTP request times out.", _seconds(0, strict=True), "30"),
     Setting("home", "SELLERBENCH_HOME", lambda: str(data_dir()), "a folder path",
             "The data folder: the default cache and sb.demo()'s servers live here.", _path,
-            "the per-user data folder"),
+            "the per-user data folder", cli=False),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -243,3 +246,14 @@ def check_all(given: Mapping[str, object] | None = None, *, origin: str = "flag"
     given = given or {}
     for setting in SETTINGS:
         value(setting.name, given.get(setting.name), origin=origin)
+
+
+def markdown_table() -> str:
+    """The README's configuration table, derived from SETTINGS (a test keeps them equal)."""
+    rows = ["| setting | variable | CLI flag | default | accepts | meaning |",
+            "|---|---|---|---|---|---|"]
+    for s in SETTINGS:
+        flag = f"`{s.flag}`" if s.cli else ""
+        rows.append(f"| {s.name} | `{s.env}` | {flag} | {s.default_text} | {s.accepts} "
+                    f"| {s.help} |")
+    return "\n".join(rows)
