@@ -110,6 +110,7 @@ class ReportParams:
 
 
 def parse_since(since: object) -> date | None:
+    """``since`` as a date (None, a date, or text like 2024-05-01), else ExportError."""
     if since is None or since == "":
         return None
     if isinstance(since, date):
@@ -121,6 +122,7 @@ def parse_since(since: object) -> date | None:
 
 
 def default_output_dir() -> Path:
+    """Where the notebook writes its data files when run by hand without ``output_dir``."""
     return Path(tempfile.gettempdir()) / "sellerbench-report"
 
 
@@ -299,6 +301,7 @@ def _empty(axes: Any, text: str) -> None:
 
 
 def plot_sellers_per_run(runs: pd.DataFrame) -> Chart:
+    """One bar per run, oldest first: sellers found, and the part found for the first time."""
     title = "Sellers found per run"
     figure, axes = _figure(title)
     if runs.empty:
@@ -316,6 +319,7 @@ def plot_sellers_per_run(runs: pd.DataFrame) -> Chart:
 
 
 def plot_flagged_share(platforms: pd.DataFrame) -> Chart:
+    """Per platform, the share of sellers flagged, with the counts written beside the bar."""
     title = "Flagged share by platform"
     figure, axes = _figure(title, height=0.6 + 0.5 * max(len(platforms), 2))
     if platforms.empty:
