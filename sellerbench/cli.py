@@ -392,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from .server.main import add_serve_arguments
     except ImportError:  # the server is an extra: sellerbench[server]
+        serve.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         serve.set_defaults(func=_server_missing)
     else:
         add_serve_arguments(serve)

@@ -339,7 +339,7 @@ def test_serve_and_report_say_which_extra_is_missing(
     """In a client-only install the server and the report are extras: say which."""
     monkeypatch.setitem(sys.modules, "sellerbench.server.main", None)
     monkeypatch.setitem(sys.modules, "sellerbench.reports", None)
-    code, _, err = run("serve", capsys=capsys)
+    code, _, err = run("serve", "--demo", "300", capsys=capsys)
     assert code == 1 and "pip install 'sellerbench[server]'" in err
     code, _, err = run("report", "--cache", str(tmp_path / "c.duckdb"), capsys=capsys)
     assert code == 1 and "pip install 'sellerbench[report]'" in err
