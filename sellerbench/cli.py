@@ -392,7 +392,6 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from .server.main import add_serve_arguments
     except ImportError:  # the server is an extra: sellerbench[server]
-        serve.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         serve.set_defaults(func=_server_missing)
     else:
         add_serve_arguments(serve)
@@ -509,7 +508,9 @@ def for_the_terminal(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the process exit code (0 fine, 1 failed, 2 misused)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and getattr(args, "func", None) is not _server_missing:  # it says why anyway
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except (ConfigError, UsageError) as exc:
