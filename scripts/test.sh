@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, unit and integration tests against the real reference
-# server, notebooks under nbval, browser tests in headless Chromium, benchmarks in quick mode.
+# The whole test suite: lint, the type checker, unit and integration tests against the
+# real reference server, the wheel installed into fresh venvs (3.11 and 3.13), the demo
+# with every notebook in its JupyterLab environment, the notebooks under nbval, browser
+# tests in headless Chromium, benchmarks in quick mode.
+#
+# Arguments go to pytest, e.g. the quick subset while working:
+#   bash scripts/test.sh -m "not slow and not browser"
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
@@ -12,7 +17,7 @@ if ! command -v chromium >/dev/null 2>&1; then
         exit 1
     fi
 fi
-# PostgreSQL binaries for the tests that start a throw-away cluster (tests/pgcluster.py)
+# PostgreSQL binaries for the tests that start a throw-away cluster (server/pgcluster.py)
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
         # the binaries only: no "main" cluster of the package's own left running
@@ -28,7 +33,8 @@ fi
 lint=(sellerbench tests)
 [ -d benchmarks ] && lint+=(benchmarks)
 .venv/bin/ruff check "${lint[@]}"
+.venv/bin/mypy  # [tool.mypy] in pyproject.toml: the files and the settings
 .venv/bin/python -m pytest -p no:cacheprovider -q "$@" tests
 if compgen -G "notebooks/*.ipynb" >/dev/null; then
-    .venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax notebooks
+    .venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax "$@" notebooks
 fi
