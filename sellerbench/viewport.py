@@ -303,6 +303,17 @@ class Viewport:
             known = ", ".join(self._by_label)
             raise ConfigError(f"the grid has no column {label!r}; columns: {known}") from None
 
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Show these columns: the snapshot is read again; the sort falls back to the first
+        column and header filters and profile clicks on a hidden column are dropped."""
+        self.columns = tuple(columns)
+        self._by_label = {c.label: c for c in self.columns}
+        if self.sort[0] not in self._by_label:
+            self.sort = (self.columns[0].label, False)
+        self.header_filters = [t for t in self.header_filters if t["column"] in self._by_label]
+        self.picks = {k: v for k, v in self.picks.items() if k in self._by_label}
+        self.invalidate()
+
     def set_search(self, text: str) -> None:
         self.search = (text or "").strip()
         self.invalidate()
@@ -534,6 +545,10 @@ class Viewport:
         if not parts:
             return pa.array([], type=pa.string())
         return _unpack_ids(pa.concat_arrays([c for part in parts for c in part.chunks]))
+
+    def flagged_at(self, row: int) -> bool:
+        """Whether the seller on ``row`` (grid order) is flagged, shown or not."""
+        return bool(self._snapshot().rows(row, 1).column("__flagged")[0].as_py())
 
     def positions(self, ids: Sequence[str] | pa.Array) -> np.ndarray:
         """Row positions (ascending) of the given seller ids in the current order."""
