@@ -83,11 +83,20 @@ COLUMN_WIDTHS = {"Name": 220, "Platform": 80, "Times seen": 60, "Flagged": 60, "
 _WRAP = {"flex_flow": "row wrap", "align_items": "center"}
 
 
-def column_widths(columns: Sequence[Column]) -> dict[str, int]:
+def column_widths(columns: Sequence[Column], sample: pd.DataFrame | None = None
+                  ) -> dict[str, int]:
     """Each column as wide as its content or its header, whichever is wider: the header
-    text (~7 px a character at the grid's 12 px font) plus its sort and menu icons."""
-    return {c.label: max(COLUMN_WIDTHS.get(c.label, 120), 7 * len(c.label) + 44)
-            for c in columns}
+    text (~7 px a character at the grid's 12 px font) plus its sort and menu icons; the
+    content from ``sample`` (the first rows) when given, else a typical width; at most
+    300 px (a longer name is cut with an ellipsis, and shown whole on hover)."""
+    widths = {}
+    for c in columns:
+        content = COLUMN_WIDTHS.get(c.label, 120)
+        if sample is not None and c.label in sample and len(sample):
+            longest = int(sample[c.label].astype(str).str.len().quantile(0.95))
+            content = 7 * longest + 16
+        widths[c.label] = min(max(content, 7 * len(c.label) + 44), 300)
+    return widths
 
 
 def _columns(chosen: Sequence[str | Column]) -> list[Column]:
@@ -293,6 +302,7 @@ class SellersGrid(GridActions, widgets.VBox):
         self.painter.on_msg(self._on_hands)
         self.profiles = ProfileStrip(self.viewport, self._lock, on_pick=self._picked,
                                      enabled=profiles)
+        self.profiles.widths = dict(self.datagrid.column_widths)
         body = widgets.VBox([self.profiles, self.datagrid, self.painter],
                             layout=widgets.Layout(width="100%"))
         super().__init__([self.toolbar, self.actions_bar, self.column_bar, self.message_bar,
@@ -323,13 +333,13 @@ class SellersGrid(GridActions, widgets.VBox):
         self.search.add_class("sellerbench-search")
         self.where_box = ActionBox(
             placeholder="where: SQL over the sellers, e.g. times_seen >= 3 ⏎", width="330px",
-            button="Apply", tooltip="one SQL predicate over the visible_sellers columns",
+            button="Apply", hint="one SQL predicate over the visible_sellers columns",
             on_submit=lambda text: self._guard("filter", lambda: self.set_where(text)),
             on_escape=lambda: self._guard("filter", lambda: self.set_where("")))
         self.where_box.add_class("sellerbench-where")
         self.rename_text = ActionBox(
             placeholder="new name ⏎", width="180px", button="Rename",
-            tooltip="rename the one selected seller to this name",
+            hint="rename the one selected seller to this name",
             on_submit=lambda text: self._guard("rename", lambda: self.rename_selected(text)))
         self.rename_text.add_class("sellerbench-rename")
         self.flagged_filter = widgets.Dropdown(
@@ -400,7 +410,7 @@ class SellersGrid(GridActions, widgets.VBox):
             lock=self._lock,
             debounce_delay=debounce_ms,
             default_renderer=TextRenderer(background_color=VegaExpr(ROW_COLOUR)),
-            column_widths=column_widths(columns),
+            column_widths=self._widths(columns),
             base_row_header_size=72,
             layout=widgets.Layout(height=height, flex="1 1 auto"),
         )
@@ -567,15 +577,23 @@ class SellersGrid(GridActions, widgets.VBox):
         with self._lock:
             self._pin()
             self.viewport.set_columns(chosen)
-            self.datagrid.column_widths = column_widths(chosen)
+            self.datagrid.column_widths = self._widths(chosen)
             self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
             self._prepare()
             self.datagrid.tick()
-            self.profiles.widths = column_widths(chosen)
+            self.profiles.widths = dict(self.datagrid.column_widths)
             self.profiles.picked = list(self.viewport.picks)
             self.profiles.refresh()
             for label, toggle in self.column_toggles.items():
                 toggle.value = label in self.viewport._by_label
+
+    def _widths(self, columns: Sequence[Column]) -> dict[str, int]:
+        """Column widths from the first rows shown (the grid has not drawn yet)."""
+        try:
+            sample = self.viewport.page(0, 199)
+        except SellerbenchError:
+            sample = None
+        return column_widths(columns, sample)
 
     def _toggle_column_bar(self) -> None:
         shown = self.column_bar.layout.display != "none"

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from .errors import MutationError, SellerbenchError
 from .viewport import runs_of
 
@@ -166,7 +168,7 @@ class GridActions:
                 return []
             start = first if isinstance(first, int) and 0 <= first < count else rows[0]
             started_flagged = self.viewport.flagged_at(start)
-            ids = self.viewport.ids(runs_of(rows))
+            ids = self.viewport.ids(runs_of(np.array(rows, dtype=np.int64)))
         flagged = not started_flagged
         before = self._events
         done = self.wb.flag(ids, flagged)

@@ -68,7 +68,7 @@ export default {
       const button = document.createElement('button');
       button.className = 'sellerbench-actionbox-button jupyter-button widget-button';
       button.textContent = model.get('button');
-      button.title = model.get('tooltip');
+      button.title = model.get('hint');
       button.style.cssText = 'height:26px;width:auto;padding:0 10px';
       button.addEventListener('click', () => send('submit'));
       box.appendChild(button);
@@ -93,7 +93,7 @@ class ActionBox(anywidget.AnyWidget):
     value = traitlets.Unicode("").tag(sync=True)  # what the box shows; set by Python
     placeholder = traitlets.Unicode("").tag(sync=True)
     button = traitlets.Unicode("").tag(sync=True)  # the button's label; "" for none
-    tooltip = traitlets.Unicode("").tag(sync=True)
+    hint = traitlets.Unicode("").tag(sync=True)  # the button's tooltip
     width = traitlets.Unicode("200px").tag(sync=True)
 
     def __init__(self, *, on_submit: Callable[[str], Any] | None = None,

@@ -71,46 +71,47 @@ def _profile(con: duckdb.DuckDBPyConnection, column: Column, source: str,
     col = _q(source)
     out: dict[str, Any] = {"label": column.label, "kind": column.kind, "rows": rows}
     if column.kind == "bool":
-        flagged, empty = con.sql(
+        flagged, empty = con.execute(
             f"SELECT count(*) FILTER (WHERE {col}), count(*) FILTER (WHERE {col} IS NULL) "
             f"FROM snap").fetchone()
         out.update(empty=empty, flagged=int(flagged), not_flagged=rows - int(flagged) - empty)
-        names = con.sql("SELECT * FROM snap LIMIT 0").columns
+        names = [d[0] for d in con.execute("SELECT * FROM snap LIMIT 0").description]
         if "Pending" in names:
-            out["pending"] = con.sql(
+            out["pending"] = con.execute(
                 "SELECT count(*) FROM snap WHERE \"Pending\" <> ''").fetchone()[0]
         return out
     if column.kind in ("int", "time"):
         value = f"epoch_us({col})" if column.kind == "time" else col
-        low, high, empty = con.sql(
+        low, high, empty = con.execute(
             f"SELECT min({value}), max({value}), count(*) - count({value}) FROM snap").fetchone()
         out["empty"] = int(empty)
         out["bins"] = [] if low is None else _histogram(con, value, int(low), int(high),
                                                         column.kind == "int")
         return out
     if column.kind == "run":
-        empty = con.sql(f"SELECT count(*) FROM snap WHERE {col} IS NULL").fetchone()[0]
-        top = con.sql(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
+        empty = con.execute(f"SELECT count(*) FROM snap WHERE {col} IS NULL").fetchone()[0]
+        top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                       f"GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
-        distinct = con.sql(f"SELECT count(DISTINCT {col}) FROM snap").fetchone()[0]
+        distinct = con.execute(f"SELECT count(DISTINCT {col}) FROM snap").fetchone()[0]
         out.update(empty=int(empty), distinct=int(distinct),
                    values=[[str(run_names[code]), int(n)] for code, n in top])
         return out
     text = f"CAST({col} AS VARCHAR)" if source != "__id" else col
-    empty = con.sql(f"SELECT count(*) FROM snap WHERE {col} IS NULL OR {text} = ''"
+    empty = con.execute(f"SELECT count(*) FROM snap WHERE {col} IS NULL OR {text} = ''"
                     if source != "__id" else f"SELECT count(*) FROM snap WHERE {col} IS NULL"
                     ).fetchone()[0]
     out["empty"] = int(empty)
     if source == "__id":  # every seller has its own: the count says it all
         out.update(distinct=rows - int(empty), values=[])
         return out
-    approx = con.sql(f"SELECT approx_count_distinct({col}) FROM snap").fetchone()[0]
-    if approx > DISTINCT_LIMIT:
+    approx = con.execute(f"SELECT approx_count_distinct({col}) FROM snap").fetchone()[0]
+    if approx > DISTINCT_LIMIT or (rows > 20 and approx > rows // 2):  # mostly unique
         out.update(distinct=int(approx), approximate=True, values=[])
         return out
-    top = con.sql(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
+    top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                   f"AND {text} <> '' GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
-    distinct = con.sql(f"SELECT count(DISTINCT {col}) FROM snap WHERE {text} <> ''").fetchone()[0]
+    distinct = con.execute(
+        f"SELECT count(DISTINCT {col}) FROM snap WHERE {text} <> ''").fetchone()[0]
     out.update(distinct=int(distinct), values=[[str(v), int(n)] for v, n in top])
     return out
 
@@ -124,7 +125,7 @@ def _histogram(con: duckdb.DuckDBPyConnection, value: str, low: int, high: int,
     else:
         width = max(-(-(high - low + 1) // BINS), 1)  # ceil: the bins cover [low, high]
         edges = [low + i * width for i in range(BINS + 1)]
-    counts = dict(con.sql(f"SELECT least(CAST(({value} - {low}) // {width} AS BIGINT), "
+    counts = dict(con.execute(f"SELECT least(CAST(({value} - {low}) // {width} AS BIGINT), "
                           f"{len(edges) - 2}) AS b, count(*) FROM snap "
                           f"WHERE {value} IS NOT NULL GROUP BY b").fetchall())
     return [[edges[i], min(edges[i + 1], high + 1) if i == len(edges) - 2 else edges[i + 1],
@@ -232,6 +233,10 @@ export default {
       head.style.cssText = `width:${rowHeader}px;min-width:${rowHeader}px;font-size:10px;`
         + 'color:#777;padding:2px';
       head.textContent = model.get('busy') ? 'profiling…' : `${fmt(model.get('rows'))} rows`;
+      if (model.get('error')) {
+        head.textContent = 'no profiles';
+        head.title = model.get('error');
+      }
       head.className = 'sellerbench-profile-head';
       strip.appendChild(head);
       const widths = model.get('widths');
@@ -240,7 +245,7 @@ export default {
         strip.appendChild(card(model, p, widths[p.label] || 100, picked.includes(p.label)));
       }
     };
-    ['profiles', 'widths', 'picked', 'busy', 'enabled', 'rows']
+    ['profiles', 'widths', 'picked', 'busy', 'enabled', 'rows', 'error']
       .forEach((name) => model.on('change:' + name, draw));
     draw();
     el.appendChild(strip);
@@ -259,6 +264,7 @@ class ProfileStrip(anywidget.AnyWidget):
     busy = traitlets.Bool(False).tag(sync=True)
     enabled = traitlets.Bool(True).tag(sync=True)
     rows = traitlets.Int(0).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)  # why the profiles could not be computed
     row_header = traitlets.Int(72).tag(sync=True)
 
     def __init__(self, viewport: Viewport, lock: threading.RLock, *,
@@ -314,6 +320,7 @@ class ProfileStrip(anywidget.AnyWidget):
                 if generation == self._wanted:
                     self.profiles = profiles
                     self.rows = table.num_rows if error is None else 0
+                    self.error = "" if error is None else f"{type(error).__name__}: {error}"
                     self.busy = False
                     self.computed += 1
                 self._done = max(self._done, generation)
