@@ -26,6 +26,7 @@ make worse:
 from __future__ import annotations
 
 import contextlib
+import copy
 import email.utils
 import random
 import time
@@ -176,15 +177,18 @@ class ApiClient:
         token = Secret(token) if isinstance(token, str) else token  # before anything can raise
         self.base_url = base_url.rstrip("/")
         self.retries = retries
+        self.timeout = timeout
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
-        self._features: frozenset[str] | None = None
+        # Shared with every with_options() view: the features seen, fetched once.
+        self._shared: dict[str, frozenset[str] | None] = {"features": None}
+        self._owner = True
         token = _checked_token(token)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            timeout=_timeout(timeout),
             transport=transport,
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=30.0),
         )
@@ -199,24 +203,44 @@ class ApiClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        """Close the connections (a ``with_options`` view leaves them to its parent)."""
+        if self._owner:
+            self._http.close()
+
+    def with_options(
+        self, *, retries: int | None = None, timeout: float | None = None
+    ) -> ApiClient:
+        """A view of this client with other retries or timeout, sharing its connections.
+
+        Settings are per view, never changed in place: an auto-push that wants one try
+        per request takes ``client.with_options(retries=0)`` and every other thread's
+        client keeps its retries (httpx clients are safe to share between threads).
+        """
+        view = copy.copy(self)
+        view._owner = False
+        if retries is not None:
+            view.retries = retries
+        if timeout is not None:
+            view.timeout = timeout
+        return view
 
     # -- features ---------------------------------------------------------------------
 
     @property
     def features(self) -> frozenset[str]:
         """The extensions the server advertises in GET /health (fetched once)."""
-        if self._features is None:
-            self._features = self.health().features
-        return self._features
+        known = self._shared["features"]
+        if known is None:
+            known = self._shared["features"] = self.health().features
+        return known
 
     @property
     def known_features(self) -> frozenset[str] | None:
         """The features if already fetched, else None (no request)."""
-        return self._features
+        return self._shared["features"]
 
     def refresh_features(self) -> frozenset[str]:
-        self._features = None
+        self._shared["features"] = None
         return self.features
 
     def health(self) -> Health:
@@ -436,7 +460,9 @@ class ApiClient:
         """
         attempt = 0
         while True:
-            request = self._http.build_request(method, path, params=params, headers=headers)
+            request = self._http.build_request(
+                method, path, params=params, headers=headers, timeout=_timeout(self.timeout)
+            )
             try:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
@@ -506,7 +532,8 @@ class ApiClient:
         attempt = 0
         while True:
             request = self._http.build_request(
-                method, path, params=params, content=content, headers=headers
+                method, path, params=params, content=content, headers=headers,
+                timeout=_timeout(self.timeout),
             )
             try:
                 response = self._http.send(request)
@@ -586,6 +613,10 @@ class ApiClient:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
 def _checked_token(token: str) -> Secret:

@@ -33,11 +33,14 @@ so the spreadsheet shows it as text. Reading the file back gives the prefixed va
 JSON and Parquet are written unchanged; ``neutralize=False`` writes CSV unchanged too.
 Numbers, booleans and timestamps are never altered.
 
-**Filters.** ``flagged`` and ``search`` are bound parameters. ``where`` is a SQL predicate
-over the ``visible_sellers`` columns, e.g. ``"times_seen >= 5 AND platform = 'ebay'"``.
-It is trusted SQL, run by the analyst over their own cache, like ``wb.sql``; it is still
-checked to be a single expression (no ``;``, no second statement) and wrapped in
-parentheses so it cannot undo the other filters.
+**Filters.** ``flagged``, ``search`` and ``where`` are the one seller filter
+(:class:`~sellerbench.filters.SellerFilter`) that frames and the grid use: values are
+bound parameters; ``where`` is a SQL predicate over the ``visible_sellers`` columns,
+e.g. ``"times_seen >= 5 AND platform = 'ebay'"``, trusted SQL run by the analyst over
+their own cache like ``wb.sql``, still checked to be a single expression (no ``;``, no
+second statement), bound against the columns before anything is written (a misspelt
+column is a ConfigError naming it), and wrapped in parentheses so it cannot undo the
+other filters.
 """
 
 from __future__ import annotations
@@ -45,18 +48,23 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from .errors import ApiError, ExportError
+from .filters import SellerFilter, first_line
+from .schema import SELLER
+
+if TYPE_CHECKING:
+    from .client import ApiClient
+    from .store import Store
 
 __all__ = ["FORMATS", "ExportReport", "export"]
 
@@ -78,21 +86,7 @@ CHUNK_BYTES = 1 << 16
 
 # The seller record of the API contract, typed as the cache stores it: a server
 # download is read with these types so both routes write the same values.
-SELLER_TYPES: dict[str, str] = {
-    "id": "VARCHAR",
-    "display_name": "VARCHAR",
-    "normalized_name": "VARCHAR",
-    "platform": "VARCHAR",
-    "platform_id": "VARCHAR",
-    "times_seen": "INTEGER",
-    "flagged": "BOOLEAN",
-    "first_seen_run_id": "VARCHAR",
-    "last_seen_run_id": "VARCHAR",
-    "created_at": "TIMESTAMPTZ",
-    "updated_at": "TIMESTAMPTZ",
-    "deleted_at": "TIMESTAMPTZ",
-    "rev": "BIGINT",
-}
+SELLER_TYPES: dict[str, str] = SELLER.duckdb_types()
 
 
 @dataclass(frozen=True)
@@ -120,9 +114,7 @@ class _Job:
     target: Path
     fmt: str
     gzip: bool
-    flagged: bool | None
-    search: str | None
-    where: str | None
+    chosen: SellerFilter
     columns: Sequence[str] | None
     neutralize: bool
     progress: bool
@@ -138,11 +130,11 @@ class _Query:
 
 
 def export(
-    wb: Any,
+    store: Store,
+    client: ApiClient | None,
     path: str | os.PathLike[str],
-    flagged: bool | None = None,
-    search: str | None = None,
-    where: str | None = None,
+    *,
+    chosen: SellerFilter,
     columns: Sequence[str] | None = None,
     format: str | None = None,
     source: str = "auto",
@@ -150,29 +142,33 @@ def export(
     neutralize: bool = True,
     progress: bool = True,
 ) -> ExportReport:
-    """Write the sellers the analyst sees to ``path``; see the module docstring.
+    """Write the sellers ``chosen`` keeps to ``path``; see the module docstring.
 
-    ``flagged`` keeps flagged (True) or unflagged (False) sellers; ``search`` keeps names
-    containing the text (case-insensitive); ``where`` is a trusted SQL predicate;
     ``columns`` picks and orders columns. Raises ExportError (nothing written) on a bad
-    argument or a failed write, an ApiError subclass when the server refuses a download.
+    argument or a failed write, ConfigError for a filter that does not fit the columns,
+    an ApiError subclass when the server refuses a download.
     """
     started = time.perf_counter()
     target = Path(path).expanduser()
     fmt, gzip = _format_of(target, format)
-    _check_arguments(flagged, search, where, source)
+    if source not in SOURCES:
+        raise ExportError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     _check_target(target, overwrite)
-    job = _Job(target, fmt, gzip, flagged, search or None, where, columns, neutralize,
-               progress, overwrite)
+    job = _Job(target, fmt, gzip, chosen, columns, neutralize, progress, overwrite)
     # One short-lived connection decides the route and, for the cache, does the COPY;
     # it is closed before any download so the cache is not held during it.
-    with wb.store.connect() as con:
-        chosen, reason = _route(con, getattr(wb, "client", None), source)
-        if chosen == "cache":
+    with store.connect() as con:
+        chosen_route, reason = _route(con, client, source)
+        if chosen_route == "cache":
             rows = _export_cache(con, job)
-    if chosen == "server":
-        rows = _export_server(wb.client, job)
-    return ExportReport(rows, target, fmt, chosen, time.perf_counter() - started, reason)
+    if chosen_route == "server":
+        if chosen.pending or chosen.include_deleted:
+            raise ExportError(
+                "the server's export knows no pending changes or tombstones: "
+                "export from the cache (source='cache') for those filters"
+            )
+        rows = _export_server(client, job)
+    return ExportReport(rows, target, fmt, chosen_route, time.perf_counter() - started, reason)
 
 
 # -- arguments -------------------------------------------------------------------------
@@ -200,50 +196,6 @@ def _format_of(target: Path, given: str | None) -> tuple[str, bool]:
     if gzip and fmt == "parquet":
         raise ExportError("Parquet is compressed inside the file; drop the .gz suffix")
     return fmt, gzip
-
-
-def _check_arguments(
-    flagged: object, search: object, where: object, source: str
-) -> None:
-    if flagged is not None and not isinstance(flagged, bool):
-        raise ExportError(f"flagged must be True, False or None, not {flagged!r}")
-    if search is not None and not isinstance(search, str):
-        raise ExportError(f"search must be a string, not {type(search).__name__}")
-    if where is not None:
-        _check_where(where)
-    if source not in SOURCES:
-        raise ExportError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
-
-
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
-
-
-def _check_where(where: object) -> None:
-    if not isinstance(where, str) or not where.strip():
-        raise ExportError("where must be a non-empty SQL predicate, e.g. \"times_seen > 3\"")
-    bare = _QUOTED.sub("''", where)  # strings and quoted names may hold anything
-    if ";" in bare or "--" in bare or "/*" in bare:
-        raise ExportError(
-            "where must be one SQL predicate: no ';', no comments, no second statement"
-        )
-    if not _balanced(bare):
-        raise ExportError("where has unbalanced parentheses; it must be one SQL predicate")
-    try:
-        statements = duckdb.extract_statements(f"SELECT * FROM t WHERE ({where})")
-    except duckdb.Error as exc:
-        raise ExportError(f"the where predicate is not valid SQL: {_first_line(exc)}") from exc
-    if len(statements) != 1:
-        raise ExportError("where must be one SQL predicate, not several statements")
-
-
-def _balanced(text: str) -> bool:
-    """No ')' closes more than was opened, so the predicate cannot escape its parentheses."""
-    depth = 0
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth < 0:
-            return False
-    return depth == 0
 
 
 def _check_target(target: Path, overwrite: bool) -> None:
@@ -289,8 +241,10 @@ def _route(
 
 
 def _export_cache(con: duckdb.DuckDBPyConnection, job: _Job) -> int:
+    job.chosen.check(con)  # a misspelt column in where: named before any file appears
+    relation = job.chosen.relation
     with _temporary(job.target) as tmp:
-        query = _build_query(_schema(con, "visible_sellers"), "visible_sellers", job)
+        query = _build_query(_schema(con, relation), relation, job)
         rows = _copy(con, query, tmp, job, f"exporting to {job.target.name}")
         _publish(tmp, job.target, job.overwrite)
     return rows
@@ -308,19 +262,8 @@ def _build_query(
     chosen = _choose_columns(schema, job.columns)
     guard = job.fmt == "csv" and job.neutralize
     select = ", ".join(_column_sql(name, schema[name], guard) for name in chosen)
-    conditions: list[str] = [where] if where else []
-    params: list[Any] = []
-    if job.flagged is not None and "flagged" in schema:
-        conditions.append("flagged = ?")
-        params.append(job.flagged)
-    if job.search:
-        names = [c for c in ("display_name", "normalized_name") if c in schema]
-        # The same test as wb.sellers(search=...), so the file matches the frame.
-        either = " OR ".join(f"contains(lower({c}), lower(?))" for c in names)
-        conditions.append(f"({either})")
-        params.extend([job.search] * len(names))
-    if job.where is not None:
-        conditions.append(f"({job.where})")
+    clauses, params = job.chosen.clauses()
+    conditions: list[str] = ([where] if where else []) + clauses
     sql = f"SELECT {select} FROM {relation}"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
@@ -400,7 +343,7 @@ def _copy(
     error = outcome.get("error")
     if error is not None:
         if isinstance(error, duckdb.Error):
-            raise ExportError(f"the export failed: {_first_line(error)}") from error
+            raise ExportError(f"the export failed: {first_line(error)}") from error
         raise error
     return int(outcome["rows"])
 
@@ -441,7 +384,7 @@ def _export_server(client: Any, job: _Job) -> int:
     # The download is CSV unless JSON is asked for: both go through DuckDB after.
     kind = "json" if job.fmt in ("json", "ndjson") else "csv"
     with _temporary(job.target, ".download") as raw, _temporary(job.target) as tmp:
-        _download(client, kind, job.flagged, raw, job.progress, job.target.name)
+        _download(client, kind, job.chosen.flagged, raw, job.progress, job.target.name)
         con = duckdb.connect()  # in memory: the download is converted without the cache
         try:
             relation = _read_download(con, raw, kind)
@@ -509,7 +452,7 @@ def _read_download(con: duckdb.DuckDBPyConnection, raw: Path, kind: str) -> str:
         con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
     except duckdb.Error as exc:
         raise ExportError(
-            f"the server's export is not valid {kind.upper()}: {_first_line(exc)}"
+            f"the server's export is not valid {kind.upper()}: {first_line(exc)}"
         ) from exc
     return relation
 
@@ -554,6 +497,3 @@ def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
         raise ExportError(f"cannot write {target}: {exc}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -34,9 +34,9 @@ import pandas as pd
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from .errors import SellerbenchError
+from .frames import sql_frame
 from .settings import resolve
 from .store import Store
-from .sync import sql_frame
 
 __all__ = ["SqlMagics", "bind_parameters", "load_ipython_extension"]
 

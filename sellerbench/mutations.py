@@ -9,11 +9,13 @@ back (rebase is the view itself). A row leaves the queue when the server confirm
 the server refused it for good (``failed``, with the reason), or when undo took it back
 before it was ever sent (``undone``).
 
-Every public change here works the same way: check the input against what the analyst
-sees (unknown ids, bad names, a name already live) and raise ``MutationError`` with
-nothing queued; else write all its rows in ONE transaction; then push if
-``wb.auto_push`` (an auto-push never raises into the cell: what it cannot send stays
-queued). Sending is ``push.py``.
+Every public change here works the same way on the store it is given: check the input
+against what the analyst sees (unknown ids, bad names, a name already live) and raise
+``MutationError`` with nothing queued; else write all its rows in ONE write transaction
+(checked and queued under the file's write lock, so two threads cannot both take the
+same name); return an :class:`Action` saying which ids it acted on and which sellers'
+rows it touched. Pushing and telling listeners is the ``Workbench``'s part (auto-push
+never raises into the cell: what it cannot send stays queued). Sending is ``push.py``.
 
 Ids: a seller created here is ``local:<uuid>`` until the server confirms the create;
 then its rows move to the server id and both ids keep working in every call.
@@ -22,30 +24,27 @@ then its rows move to the server id and both ids keep working in every call.
 from __future__ import annotations
 
 import json
-import sys
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from .errors import MutationError, SellerbenchError
-from .push import PushReport, features_of
-from .push import push as _push
+from .errors import MutationError
 
 if TYPE_CHECKING:
     from .store import Store
-    from .workbench import Workbench
 
 __all__ = [
     "LOCAL_PREFIX",
     "MAX_NAME_LENGTH",
-    "PushReport",
+    "Action",
+    "Undone",
     "check_name",
     "create",
     "delete",
@@ -53,8 +52,8 @@ __all__ = [
     "flag",
     "normalize_name",
     "pending_frame",
-    "push",
     "rename",
+    "resolve_ids",
     "restore",
     "undo",
 ]
@@ -93,6 +92,44 @@ def check_name(name: object) -> str:
 
 
 # -- what one change queues ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """What one analyst action did: the ids it acted on (as the analyst gave them; a
+    seller created here by its ``local:`` id) and the sellers whose visible rows it
+    touched (empty when it changed nothing)."""
+
+    ids: list[str]
+    touched: frozenset[str]
+
+
+class _Done(NamedTuple):
+    """A queue row of the action undo takes back."""
+
+    seq: int
+    kind: str
+    seller_id: str
+    flagged: bool | None
+    name: str | None
+    prior: str | None
+    state: str
+    attempts: int
+    batch: str | None
+
+    @property
+    def prior_values(self) -> dict[str, Any]:
+        return json.loads(self.prior) if self.prior else {}
+
+
+@dataclass(frozen=True)
+class Undone:
+    """What ``undo`` did: its description, the sellers it touched, and whether it queued
+    reverting changes (which then want a push)."""
+
+    text: str
+    touched: frozenset[str]
+    queued: bool
 
 
 @dataclass
@@ -284,7 +321,7 @@ def _refuse_taken(taken: dict[str, str], names: dict[str, str]) -> None:
 # -- the public changes ----------------------------------------------------------------
 
 
-def flag(wb: Workbench, ids: str | Iterable[str], flagged: bool = True) -> list[str]:
+def flag(store: Store, ids: str | Iterable[str], flagged: bool = True) -> Action:
     """Set ``flagged`` on live sellers; returns their ids (server ids where known)."""
     if not isinstance(flagged, bool):
         raise MutationError(f"flagged must be True or False, not {flagged!r}")
@@ -298,10 +335,10 @@ def flag(wb: Workbench, ids: str | Iterable[str], flagged: bool = True) -> list[
             for s in sellers
         ]
 
-    return _act(wb, changes)
+    return _act(store, changes)
 
 
-def rename(wb: Workbench, id: str, name: str) -> str:
+def rename(store: Store, id: str, name: str) -> Action:
     """Give a live seller a new display name (unique among live sellers, case-blind)."""
     wanted = _as_ids(id)
     if len(wanted) != 1:
@@ -326,11 +363,11 @@ def rename(wb: Workbench, id: str, name: str) -> str:
             )
         ]
 
-    result = _act(wb, changes)
-    return result[0] if result else _resolved_one(wb, wanted[0])
+    action = _act(store, changes)
+    return action if action.ids else Action(resolve_ids(store, wanted), frozenset())
 
 
-def delete(wb: Workbench, ids: str | Iterable[str]) -> list[str]:
+def delete(store: Store, ids: str | Iterable[str]) -> Action:
     """Soft-delete live sellers (the server keeps a tombstone; ``restore`` brings them back)."""
     wanted = _as_ids(ids)
 
@@ -347,10 +384,10 @@ def delete(wb: Workbench, ids: str | Iterable[str]) -> list[str]:
             for s in sellers
         ]
 
-    return _act(wb, changes)
+    return _act(store, changes)
 
 
-def restore(wb: Workbench, ids: str | Iterable[str]) -> list[str]:
+def restore(store: Store, ids: str | Iterable[str]) -> Action:
     """Bring deleted sellers back with their names and flags.
 
     Where the server has no restore endpoint (the base contract), push re-creates the
@@ -371,18 +408,10 @@ def restore(wb: Workbench, ids: str | Iterable[str]) -> list[str]:
             for s in sellers
         ]
 
-    restored = _act(wb, changes)
-    known = features_of(wb)
-    if known is not None and "restore" not in known:
-        print(
-            f"sellerbench: the API has no restore endpoint: {len(restored)} seller(s) will be "
-            f"re-created by name and get NEW ids (times_seen and run history start over)",
-            file=sys.stderr,
-        )
-    return restored
+    return _act(store, changes)
 
 
-def create(wb: Workbench, names: str | Iterable[str]) -> list[str]:
+def create(store: Store, names: str | Iterable[str]) -> Action:
     """Create sellers; returns their ids: ``local:<uuid>`` until the server confirms."""
     given = [names] if isinstance(names, str) else list(names)
     if not given:
@@ -406,25 +435,20 @@ def create(wb: Workbench, names: str | Iterable[str]) -> list[str]:
             out.append(Change("create", local, name=name, flagged=False, old_id=local))
         return out
 
-    return _act(wb, changes)
+    return _act(store, changes)
 
 
-def _act(wb: Workbench, build) -> list[str]:
-    """Check and queue one analyst action in one transaction, then maybe push."""
-    if wb.store.read_only:
+def _act(store: Store, build: Callable[[duckdb.DuckDBPyConnection], list[Change]]) -> Action:
+    """Check and queue one analyst action in one write transaction."""
+    if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to change it")
     action_id = str(uuid.uuid4())
-    with wb.store.transaction() as con:
+    with store.transaction() as con:
         changes = build(con)
         queue(con, changes, action_id=action_id, origin="analyst")
     if not changes:
-        return []
-    ids = [c.old_id or c.seller_id for c in changes]
-    wb._changed("mutation", _sellers_of(changes))
-    if auto_push(wb) is not None:
-        with wb.store.connect() as con:
-            return resolve(con, ids)  # a create that landed has its server id now
-    return ids
+        return Action([], frozenset())
+    return Action([c.old_id or c.seller_id for c in changes], frozenset(_sellers_of(changes)))
 
 
 def _sellers_of(changes: list[Change]) -> set[str]:
@@ -432,56 +456,37 @@ def _sellers_of(changes: list[Change]) -> set[str]:
     return {c.seller_id for c in changes} | {c.old_id for c in changes if c.old_id}
 
 
-def _resolved_one(wb: Workbench, id: str) -> str:
-    with wb.store.connect() as con:
-        return resolve(con, [id])[0]
-
-
-def auto_push(wb: Workbench) -> PushReport | None:
-    """Push after a change when configured; what cannot be sent now stays queued, quietly."""
-    if not wb.auto_push or wb.client is None:
-        return None
-    retries = wb.client.retries
-    wb.client.retries = 0  # one try each: an unreachable API must not stall the cell
-    try:
-        return _push(wb, wait=0.0, retry_now=False)
-    except SellerbenchError as exc:
-        # The change is safe in the queue; say why it is not on the server yet.
-        print(f"sellerbench: change queued, not pushed yet: {exc}", file=sys.stderr)
-        return None
-    finally:
-        wb.client.retries = retries
-
-
-def push(wb: Workbench, **options: Any) -> PushReport:
-    """Send the queue (see ``push.push`` for the options)."""
-    return _push(wb, **options)
+def resolve_ids(store: Store, ids: list[str]) -> list[str]:
+    """Today's ids of ``ids`` (a create that landed has its server id now)."""
+    with store.connect() as con:
+        return resolve(con, ids)
 
 
 # -- undo -------------------------------------------------------------------------------------
 
 
-def undo(wb: Workbench) -> str:
-    """Take back the analyst's latest action not yet undone; returns what was done.
+def undo(store: Store, *, restore_missing: bool = False) -> Undone:
+    """Take back the analyst's latest action not yet undone; says what was done.
 
     Changes never sent leave the queue; changes the server has (or may have) seen get
-    an inverse change queued. Repeated calls walk further back.
+    an inverse change queued. Repeated calls walk further back. ``restore_missing``: the
+    server is known to have no restore endpoint (the description warns of new ids).
     """
-    if wb.store.read_only:
+    if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to undo")
     undo_id = str(uuid.uuid4())
-    known = features_of(wb)
-    restore_missing = known is not None and "restore" not in known
-    with wb.store.transaction() as con:
+    with store.transaction() as con:
         action = _last_action(con)
         if action is None:
-            return "nothing to undo"
-        rows = con.execute(
-            "SELECT seq, kind, seller_id, flagged, name, prior, state, attempts, batch "
+            return Undone("nothing to undo", frozenset(), False)
+        rows = [_Done(*r) for r in con.execute(
+            f"SELECT {', '.join(_Done._fields)} "
             "FROM mutations WHERE action_id = ? ORDER BY seq DESC",
             [action],
-        ).fetchall()
-        unsent = [r[0] for r in rows if r[6] == "pending" and r[7] == 0 and r[8] is None]
+        ).fetchall()]
+        unsent = [
+            r.seq for r in rows if r.state == "pending" and r.attempts == 0 and r.batch is None
+        ]
         con.execute(
             "UPDATE mutations SET state = CASE WHEN seq IN (SELECT unnest(?::BIGINT[])) "
             "THEN 'undone' ELSE state END, undone_by = ?, "
@@ -489,14 +494,13 @@ def undo(wb: Workbench) -> str:
             "THEN now() ELSE finished_at END WHERE action_id = ?",
             [unsent, undo_id, unsent, action],
         )
-        seen = [r for r in rows if r[6] in ("pending", "done") and r[0] not in unsent]
+        seen = [r for r in rows if r.state in ("pending", "done") and r.seq not in unsent]
         inverses, skipped = _inverses(con, seen)
         queue(con, inverses, action_id=undo_id, origin="undo")
     # The action's sellers (its unsent rows left the queue) and those the inverses touch.
-    wb._changed("mutation", {r[2] for r in rows} | _sellers_of(inverses))
-    if inverses:
-        auto_push(wb)
-    return _describe_undo(rows, len(unsent), inverses, skipped, restore_missing)
+    touched = frozenset({r.seller_id for r in rows} | _sellers_of(inverses))
+    text = _describe_undo(rows, len(unsent), inverses, skipped, restore_missing)
+    return Undone(text, touched, bool(inverses))
 
 
 def _last_action(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -508,16 +512,16 @@ def _last_action(con: duckdb.DuckDBPyConnection) -> str | None:
     return rows[0][0] if rows else None
 
 
-def _inverses(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> tuple[list[Change], list[str]]:
+def _inverses(
+    con: duckdb.DuckDBPyConnection, rows: list[_Done]
+) -> tuple[list[Change], list[str]]:
     """The changes that put back what ``rows`` changed, checked like any change."""
     out: list[Change] = []
     skipped: list[str] = []
-    targets = resolve(con, [r[2] for r in rows])
+    targets = resolve(con, [r.seller_id for r in rows])
     sellers = sellers_by_id(con, targets)
-    for (_seq, kind, _sid, _flagged, _name, prior_json, *_), target in zip(
-        rows, targets, strict=True
-    ):
-        prior = json.loads(prior_json) if prior_json else {}
+    for row, target in zip(rows, targets, strict=True):
+        kind, prior = row.kind, row.prior_values
         seller = sellers.get(target)
         if seller is None:
             skipped.append(f"{target} is no longer known")
@@ -573,9 +577,9 @@ def _inverse(
 
 
 def _describe_undo(
-    rows: list[tuple], unsent: int, inverses: list[Change], skipped: list[str], base: bool
+    rows: list[_Done], unsent: int, inverses: list[Change], skipped: list[str], base: bool
 ) -> str:
-    kinds = sorted({r[1] for r in rows})
+    kinds = sorted({r.kind for r in rows})
     what = f"{'/'.join(kinds)} of {len(rows)} seller(s)" if len(rows) > 1 else _one(rows[0])
     parts = []
     if unsent:
@@ -591,9 +595,9 @@ def _describe_undo(
     return f"undid {what}: " + "; ".join(parts or ["nothing left to revert"])
 
 
-def _one(row: tuple) -> str:
-    _seq, kind, sid, flagged, name, prior_json, *_ = row
-    prior = json.loads(prior_json) if prior_json else {}
+def _one(row: _Done) -> str:
+    kind, sid, name, prior = row.kind, row.seller_id, row.name, row.prior_values
+    flagged = row.flagged
     if kind == "flag":
         return f"flag={flagged} of {prior.get('name', sid)!r}"
     if kind == "rename":

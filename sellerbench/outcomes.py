@@ -6,7 +6,7 @@ groups them into :class:`Call` requests, and turns each answer (or its absence) 
 change (set-based: a push of 10,000 changes is not 10,000 statements) and writes what
 the server confirmed into ``sellers``, the server's state as far as we know it.
 
-Results an outcome can carry, and what they do to a mutation row:
+Results an outcome can carry (:class:`Result`), and what they do to a mutation row:
 
 - ``done`` / ``failed``: it leaves the queue (``failed`` keeps the reason);
 - ``uncertain``: sent, no answer: stays pending, "outcome unknown" (``sent_at``) kept;
@@ -23,16 +23,21 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
+
+from .schema import SELLER
 
 __all__ = [
     "MUT_COLUMNS",
     "Call",
     "Mut",
     "Outcome",
+    "Result",
+    "Settled",
     "apply_to_sellers",
     "read_heads",
     "record",
@@ -42,6 +47,28 @@ __all__ = [
 ]
 
 # -- rows ------------------------------------------------------------------------------
+
+
+class Result(StrEnum):
+    """What an answer (or its absence) means for the mutations of a call."""
+
+    DONE = "done"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    RETRY = "retry"
+    UNSENT = "unsent"
+    ADVANCE = "advance"
+    SPLIT = "split"
+    LOOKUP = "lookup"
+    RESOLVED = "resolved"
+
+
+class Settled(NamedTuple):
+    """One mutation row as ``record`` moved it."""
+
+    mut: Mut
+    result: Result
+    error: str | None
 
 MUT_COLUMNS = (
     "seq, id, kind, seller_id, old_id, flagged, name, normalized, frees, prior, step, "
@@ -100,7 +127,7 @@ class Outcome:
     """What happened to the mutations of one call (or one look-up)."""
 
     muts: list[Mut]
-    result: str  # done | failed | uncertain | retry | unsent | advance | split | lookup
+    result: Result
     error: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     flags: dict[str, bool] = field(default_factory=dict)
@@ -108,7 +135,7 @@ class Outcome:
     restored: list[str] = field(default_factory=list)
     moved: dict[str, str] = field(default_factory=dict)  # mutation id -> server id
     retry_after: float | None = None
-    per_mut: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    per_mut: dict[str, tuple[Result, str | None]] = field(default_factory=dict)
 
 
 def read_heads(con: duckdb.DuckDBPyConnection) -> list[Mut]:
@@ -145,10 +172,10 @@ def record(
     con: duckdb.DuckDBPyConnection,
     outcomes: list[Outcome],
     next_at: Callable[[Outcome, datetime], datetime | None],
-) -> list[tuple[Mut, str, str | None]]:
+) -> list[Settled]:
     """Move the rows of ``outcomes`` (inside the caller's transaction) and write what the
     server confirmed into ``sellers``; returns (mutation, result, error) for each row."""
-    settled: list[tuple[Mut, str, str | None]] = []
+    settled: list[Settled] = []
     if not outcomes:
         return settled
     now = datetime.now(UTC)
@@ -157,22 +184,22 @@ def record(
     moves: dict[str, list] = {"old": [], "new": [], "seq": []}
     lost: dict[str, list] = {"local": [], "error": []}
     for o in outcomes:
-        if o.result == "resolved":
+        if o.result == Result.RESOLVED:
             continue  # nothing changes for the mutation; its rows are applied below
         due = next_at(o, now)  # one per call: a batch stays together
         for m in o.muts:
             result, error = o.per_mut.get(m.id, (o.result, o.error))
             new = o.moved.get(m.id)
             for name, value in zip(
-                cols, (m.id, result, error, due if result not in ("done", "failed")
+                cols, (m.id, result, error, due if result not in (Result.DONE, Result.FAILED)
                        else None, m.sent_at, new), strict=True
             ):
                 cols[name].append(value)
             if new is not None and new != m.seller_id:
                 for name, value in zip(moves, (m.seller_id, new, m.seq), strict=True):
                     moves[name].append(value)
-            settled.append((m, result, error))
-            if result == "failed" and m.kind == "create":
+            settled.append(Settled(m, result, error))
+            if result == Result.FAILED and m.kind == "create":
                 lost["local"].append(m.seller_id)
                 lost["error"].append(error or "refused")
     ts = pa.timestamp("us", tz="UTC")
@@ -235,8 +262,8 @@ def apply_to_sellers(con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) ->
     """Write what the server confirmed into ``sellers``: it is the server's state now."""
     rows = {r["id"]: r for o in outcomes for r in o.rows}
     flags = {k: v for o in outcomes for k, v in o.flags.items()}
-    deleted = [i for o in outcomes if o.result == "done" for i in o.deleted]
-    restored = [i for o in outcomes if o.result == "done" for i in o.restored]
+    deleted = [i for o in outcomes if o.result == Result.DONE for i in o.deleted]
+    restored = [i for o in outcomes if o.result == Result.DONE for i in o.restored]
     if rows:
         upsert_rows(con, list(rows.values()))
     if flags:
@@ -269,33 +296,26 @@ def sellers_touched(outcomes: list[Outcome]) -> set[str]:
     return touched
 
 
-SELLER_FIELDS = (
-    "id", "display_name", "normalized_name", "platform", "platform_id", "times_seen",
-    "flagged", "first_seen_run_id", "last_seen_run_id", "created_at", "updated_at",
-    "deleted_at", "rev",
-)
-
-
 def upsert_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Write the server's rows (API records; timestamps as ISO text) into ``sellers``."""
+    # Timestamps arrive as text and are cast by DuckDB; every other field as it is typed.
     table = pa.table(
         {
-            name: pa.array(
-                [r.get(name) for r in rows],
-                {"times_seen": pa.int32(), "flagged": pa.bool_(), "rev": pa.int64()}.get(
-                    name, pa.string()
-                ),
+            f.name: pa.array(
+                [r.get(f.name) for r in rows],
+                pa.string() if pa.types.is_timestamp(f.arrow) else f.arrow,
             )
-            for name in SELLER_FIELDS
+            for f in SELLER.fields
         }
+    )
+    names = ", ".join(SELLER.names)
+    select = ", ".join(
+        f"{f.name}::{f.duckdb}" if pa.types.is_timestamp(f.arrow) else f.name
+        for f in SELLER.fields
     )
     with registered(con, "_server_rows", table):
         con.execute("DELETE FROM sellers WHERE id IN (SELECT id FROM _server_rows)")
-        con.execute(
-            f"INSERT INTO sellers ({', '.join(SELLER_FIELDS)}) SELECT "
-            "id, display_name, normalized_name, platform, platform_id, times_seen, flagged, "
-            "first_seen_run_id, last_seen_run_id, created_at::TIMESTAMPTZ, "
-            "updated_at::TIMESTAMPTZ, deleted_at::TIMESTAMPTZ, rev FROM _server_rows"
-        )
+        con.execute(f"INSERT INTO sellers ({names}) SELECT {select} FROM _server_rows")
 
 
 @contextlib.contextmanager

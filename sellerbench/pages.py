@@ -12,12 +12,14 @@ a ProtocolError naming the request.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
+
+from .schema import RUN, SELLER
 
 __all__ = ["RUN_SCHEMA", "SELLER_SCHEMA", "TablePage", "parse_arrow_page", "parse_json_page"]
 
@@ -38,53 +40,8 @@ class TablePage:
 _TS = pa.timestamp("us", tz="UTC")
 
 
-def _fields(spec: Sequence[tuple[str, pa.DataType, bool]]) -> pa.Schema:
-    return pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable in spec])
-
-
-SELLER_SCHEMA = _fields(
-    [
-        ("id", pa.string(), False),
-        ("display_name", pa.string(), False),
-        ("normalized_name", pa.string(), False),
-        ("platform", pa.string(), False),
-        ("platform_id", pa.string(), True),
-        ("times_seen", pa.int32(), False),
-        ("flagged", pa.bool_(), False),
-        ("first_seen_run_id", pa.string(), True),
-        ("last_seen_run_id", pa.string(), True),
-        ("created_at", _TS, False),
-        ("updated_at", _TS, False),
-        ("deleted_at", _TS, True),
-        ("rev", pa.int64(), True),  # ext: present only with rev_feed
-    ]
-)
-
-RUN_SCHEMA = _fields(
-    [
-        ("id", pa.string(), False),
-        ("name", pa.string(), False),
-        ("status", pa.string(), False),
-        ("category_ids", pa.list_(pa.string()), True),
-        ("started_at", _TS, True),
-        ("completed_at", _TS, True),
-        ("paused_at", _TS, True),
-        ("created_at", _TS, False),
-        ("updated_at", _TS, False),
-        ("deleted_at", _TS, True),
-        ("departments_total", pa.int32(), True),
-        ("departments_completed", pa.int32(), True),
-        ("categories_total", pa.int32(), True),
-        ("categories_completed", pa.int32(), True),
-        ("products_total", pa.int32(), True),
-        ("products_searched", pa.int32(), True),
-        ("sellers_found", pa.int32(), True),
-        ("sellers_new", pa.int32(), True),
-        ("failed_items", pa.int32(), True),
-        ("duration_seconds", pa.float64(), True),
-        ("rev", pa.int64(), True),
-    ]
-)
+SELLER_SCHEMA = SELLER.arrow_schema()
+RUN_SCHEMA = RUN.arrow_schema()
 SCHEMAS: dict[str, pa.Schema] = {"sellers": SELLER_SCHEMA, "collection-runs": RUN_SCHEMA}
 
 # Fields the contract always sends but may hold null: their presence is checked apart,

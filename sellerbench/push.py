@@ -51,7 +51,6 @@ import pyarrow as pa
 from .errors import (
     ApiError,
     AuthError,
-    ConfigError,
     ConflictError,
     MutationError,
     NotFoundError,
@@ -60,14 +59,22 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .outcomes import Call, Mut, Outcome, read_heads, record, registered, sellers_touched
+from .outcomes import (
+    Call,
+    Mut,
+    Outcome,
+    Result,
+    read_heads,
+    record,
+    registered,
+    sellers_touched,
+)
 
 if TYPE_CHECKING:
     from .client import ApiClient
     from .store import Store
-    from .workbench import Workbench
 
-__all__ = ["Backoff", "PushReport", "features_of", "push"]
+__all__ = ["Backoff", "PushReport", "has_pending", "push"]
 
 TRANSIENT = (TransportError, ServerError, ProtocolError)
 SCAN_PAGE = 100  # the base contract's largest page
@@ -102,6 +109,23 @@ class PushReport:
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     note: str | None = None
+    touched: frozenset[str] = frozenset()  # sellers whose visible rows changed
+
+    def merged(self, later: PushReport) -> PushReport:
+        """This report and a later round's, as one (counts added, the later state kept)."""
+        return PushReport(
+            sent=self.sent + later.sent,
+            calls=self.calls + later.calls,
+            coalesced=self.coalesced + later.coalesced,
+            reads=self.reads + later.reads,
+            succeeded=self.succeeded + later.succeeded,
+            failed=self.failed + later.failed,
+            still_pending=later.still_pending,
+            seconds=self.seconds + later.seconds,
+            failures=self.failures + later.failures,
+            note=later.note or self.note,
+            touched=self.touched | later.touched,
+        )
 
     def __str__(self) -> str:
         text = (
@@ -120,19 +144,12 @@ class PushReport:
         return text
 
 
-def features_of(wb: Workbench) -> frozenset[str] | None:
-    """The server's extensions if already known (no request is made), else None."""
-    client = wb.client
-    if client is None:
-        return None
-    return client.known_features
-
-
 # -- the public entry point ------------------------------------------------------------------
 
 
 def push(
-    wb: Workbench,
+    store: Store,
+    client: ApiClient,
     *,
     wait: float = 3.0,
     coalesce: bool = True,
@@ -141,37 +158,40 @@ def push(
     chunk: int = 1_000,
     max_rounds: int = 10_000,
 ) -> PushReport:
-    """Send the queue; returns a PushReport. Transient trouble never raises here.
+    """Send the queue of ``store`` through ``client``; returns a PushReport (``touched``:
+    the sellers whose visible rows it changed). Transient trouble never raises here.
 
     ``wait``: seconds this call may spend waiting for changes in backoff to come due.
     ``coalesce``: bulk calls where the server offers them (False: one call per change).
     ``retry_now``: ignore the backoff left by earlier pushes (an explicit push).
     Raises AuthError when the token may not write (nothing is lost: all stays queued).
+    The caller serializes pushes of one file in this process (``Workbench``); the lease
+    in ``meta`` keeps out other processes.
     """
-    if wb.client is None:
-        raise ConfigError(
-            "no API to push to: this workbench is offline (connect with api_url and token); "
-            "the changes stay queued in the cache"
-        )
-    if wb.store.read_only:
+    if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to push")
-    pusher = Pusher(
-        wb.store, wb.client, backoff=backoff or Backoff(), coalesce=coalesce, chunk=chunk
-    )
+    pusher = Pusher(store, client, backoff=backoff or Backoff(), coalesce=coalesce, chunk=chunk)
     started = time.monotonic()
     try:
         pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
     finally:
         pusher.report.seconds = time.monotonic() - started
-        pusher.report.still_pending = _finish(wb.store, release=pusher.leased)
-        if pusher.report.sent or pusher.report.reads or pusher.report.failed:
-            wb._changed("push", pusher.touched)
+        pusher.report.still_pending = _finish(store, release=pusher.leased)
+        pusher.report.touched = frozenset(pusher.touched)
     return pusher.report
+
+
+def has_pending(store: Store) -> bool:
+    """Whether the queue holds anything to push (one cheap read)."""
+    with store.connect() as con:
+        return bool(con.execute(
+            "SELECT EXISTS (SELECT 1 FROM mutations WHERE state = 'pending')"
+        ).fetchall()[0][0])
 
 
 def _finish(store: Store, *, release: bool) -> int:
     """Release our lease (if held); how many changes are still pending."""
-    with store.connect() as con:
+    with store.transaction() as con:
         if release:
             con.execute(
                 "DELETE FROM meta WHERE key = ? AND value LIKE ?", [_LEASE, f"{os.getpid()} %"]
@@ -294,17 +314,18 @@ class Pusher:
         need_read = [m for m in heads if self._needs_read(m)]
         if need_read:
             outcomes += self._look_up(need_read)
-        settled = {m.id for o in outcomes for m in o.muts if o.result != "resolved"}
+        settled = {m.id for o in outcomes for m in o.muts if o.result != Result.RESOLVED}
         calls = self._plan([m for m in heads if m.id not in settled])
         with self.store.transaction() as con:
             # 'resolved' outcomes only refresh the cached server rows.
             self._record(con, outcomes)
+            calls = self._still_pending(con, calls)
             if calls:
                 self._mark_sending(con, calls)
             else:
                 heads = read_heads(con)
         if not calls:
-            return (True if any(o.result != "resolved" for o in outcomes) else None), heads
+            return (True if any(o.result != Result.RESOLVED for o in outcomes) else None), heads
         return self._send(calls)
 
     # -- what needs the server's state first (base contract) --------------------------------
@@ -384,29 +405,29 @@ class Pusher:
             m.server_flagged, m.server_deleted = bool(row["flagged"]), row["deleted_at"] is not None
             m.server_updated = _parse_ts(row["updated_at"])
         if m.server_deleted:
-            return Outcome([m], "failed", _gone(m), rows=rows)
+            return Outcome([m], Result.FAILED, _gone(m), rows=rows)
         m.resolved, m.sent_at, m.anchor = True, None, None
         if m.server_flagged == m.flagged:
-            return Outcome([m], "done", rows=rows, flags={m.seller_id: bool(m.flagged)})
-        return Outcome([m], "resolved", rows=rows)
+            return Outcome([m], Result.DONE, rows=rows, flags={m.seller_id: bool(m.flagged)})
+        return Outcome([m], Result.RESOLVED, rows=rows)
 
     def _settle_create(self, m: Mut, row: dict | None) -> Outcome:
         if row is not None:
             return self._created(m, row)
         if m.kind == "create" and m.step >= 1:
             return Outcome(
-                [m], "failed",
+                [m], Result.FAILED,
                 f"the server reported {m.name!r} created, but it is gone again (renamed "
                 f"or deleted by someone else)",
             )
         m.resolved, m.sent_at, m.anchor = True, None, None
-        return Outcome([m], "resolved")
+        return Outcome([m], Result.RESOLVED)
 
     def _created(self, m: Mut, row: dict) -> Outcome:
         """A create (or base re-create) landed as ``row``; a restore may still owe a flag."""
-        outcome = Outcome([m], "done", rows=[row], moved={m.id: row["id"]})
+        outcome = Outcome([m], Result.DONE, rows=[row], moved={m.id: row["id"]})
         if m.kind == "restore" and m.flagged and not row["flagged"]:
-            outcome.result = "advance"
+            outcome.result = Result.ADVANCE
         return outcome
 
     # -- planning calls -------------------------------------------------------------------
@@ -467,6 +488,22 @@ class Pusher:
 
     # -- sending ------------------------------------------------------------------------
 
+    @staticmethod
+    def _still_pending(con: duckdb.DuckDBPyConnection, calls: list[Call]) -> list[Call]:
+        """The calls all of whose changes are still pending, read in the transaction that
+        marks them sent: an undo in another thread (or kernel) may have taken one back
+        since the heads were read, and a change taken back must never go out."""
+        ids = [m.id for call in calls for m in call.muts]
+        if not ids:
+            return calls
+        rows = con.execute(
+            "SELECT id FROM mutations WHERE state = 'pending' "
+            "AND id IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
+        ).fetchall()
+        pending = {r[0] for r in rows}
+        return [c for c in calls if all(m.id in pending for m in c.muts)]
+
     def _mark_sending(self, con: duckdb.DuckDBPyConnection, calls: list[Call]) -> None:
         """Before anything goes out: attempts, 'sent, outcome unknown', batch, anchor."""
         need_anchor = not self._idempotent
@@ -508,17 +545,17 @@ class Pusher:
             try:
                 outcome = self._execute(call)
             except AuthError as exc:
-                outcomes.append(Outcome(call.muts, "unsent", str(exc)))
-                outcomes += [Outcome(c.muts, "unsent") for c in calls[index + 1 :]]
+                outcomes.append(Outcome(call.muts, Result.UNSENT, str(exc)))
+                outcomes += [Outcome(c.muts, Result.UNSENT) for c in calls[index + 1 :]]
                 with self.store.transaction() as con:
                     self._record(con, outcomes)
                 raise
             outcomes.append(outcome)
-            storm = storm + 1 if outcome.result in ("uncertain", "retry") else 0
-            if outcome.result == "retry" or storm >= _STORM:
+            storm = storm + 1 if outcome.result in (Result.UNCERTAIN, Result.RETRY) else 0
+            if outcome.result == Result.RETRY or storm >= _STORM:
                 # Rate limited, or the API keeps failing: stop hammering, keep the rest.
-                outcomes += [Outcome(c.muts, "unsent") for c in calls[index + 1 :]]
-                alive = outcome.result == "retry"
+                outcomes += [Outcome(c.muts, Result.UNSENT) for c in calls[index + 1 :]]
+                alive = outcome.result == Result.RETRY
                 if alive and outcome.retry_after:
                     self._defer(outcomes, outcome.retry_after)
                 break
@@ -532,7 +569,7 @@ class Pusher:
 
     def _defer(self, outcomes: list[Outcome], seconds: float) -> None:
         for o in outcomes:
-            if o.result == "unsent":
+            if o.result == Result.UNSENT:
                 o.retry_after = seconds
 
     def _execute(self, call: Call) -> Outcome:
@@ -545,32 +582,32 @@ class Pusher:
         except AuthError:
             raise
         except RateLimitedError as exc:
-            return Outcome(call.muts, "retry", str(exc), retry_after=exc.retry_after)
+            return Outcome(call.muts, Result.RETRY, str(exc), retry_after=exc.retry_after)
         except TRANSIENT as exc:
             return self._transient(call.muts, str(exc))
         except ApiError as exc:
             return self._refused(call, exc)
 
     def _transient(self, muts: list[Mut], error: str) -> Outcome:
-        return Outcome(muts, "uncertain", error)
+        return Outcome(muts, Result.UNCERTAIN, error)
 
     def _refused(self, call: Call, exc: ApiError) -> Outcome:
         """A 4xx: split a bulk call into single ones, else this change failed for good."""
         if len(call.muts) > 1:
-            return Outcome(call.muts, "split", str(exc))
+            return Outcome(call.muts, Result.SPLIT, str(exc))
         (m,) = call.muts
         if isinstance(exc, ConflictError) and self._is_create(m):
             if m.sent_at is not None and not m.resolved and not self._idempotent:
                 # Our own earlier, unanswered create may hold the name: look it up next.
-                return Outcome([m], "uncertain", str(exc), retry_after=0.0)
-            return Outcome([m], "failed", f"the name {m.name!r} is taken on the server")
+                return Outcome([m], Result.UNCERTAIN, str(exc), retry_after=0.0)
+            return Outcome([m], Result.FAILED, f"the name {m.name!r} is taken on the server")
         if isinstance(exc, NotFoundError) and m.kind == "delete":
-            return Outcome([m], "done", deleted=[m.seller_id])  # gone is what was asked
+            return Outcome([m], Result.DONE, deleted=[m.seller_id])  # gone is what was asked
         if isinstance(exc, NotFoundError):
-            return Outcome([m], "failed", _gone(m))
+            return Outcome([m], Result.FAILED, _gone(m))
         if isinstance(exc, ConflictError) and m.kind in ("rename", "restore"):
-            return Outcome([m], "failed", f"the name {m.name!r} is taken on the server")
-        return Outcome([m], "failed", f"the server refused {m.label}: {exc}")
+            return Outcome([m], Result.FAILED, f"the name {m.name!r} is taken on the server")
+        return Outcome([m], Result.FAILED, f"the server refused {m.label}: {exc}")
 
     def _dispatch(self, call: Call) -> Outcome:
         c, key, muts = self.client, call.key, call.muts
@@ -578,31 +615,31 @@ class Pusher:
         ids = [x.seller_id for x in muts]
         if call.action == "flag":
             row = c.update_seller(m.seller_id, flagged=m.flagged, idempotency_key=key)
-            return Outcome(muts, "done", rows=[dict(row)])
+            return Outcome(muts, Result.DONE, rows=[dict(row)])
         if call.action == "flag_bulk":
             changed = c.flag_sellers_bulk(ids, bool(call.flagged), idempotency_key=key)
             # The server skips sellers that are gone: a count other than the cache
             # predicts means one of them may be; single calls will say which.
             expected = sum(x.server_flagged != call.flagged for x in muts)
             if changed != expected and len(muts) > 1:
-                return Outcome(muts, "split", f"bulk flag changed {changed} of {expected}")
-            return Outcome(muts, "done", flags={i: bool(call.flagged) for i in ids})
+                return Outcome(muts, Result.SPLIT, f"bulk flag changed {changed} of {expected}")
+            return Outcome(muts, Result.DONE, flags={i: bool(call.flagged) for i in ids})
         if call.action == "toggle":
             value = c.flag_seller(m.seller_id, None, idempotency_key=key)
-            result = "done" if value == m.flagged else "advance"
+            result = Result.DONE if value == m.flagged else Result.ADVANCE
             return Outcome(muts, result, flags={m.seller_id: value})
         if call.action == "rename":
-            return Outcome(muts, "done", rows=[dict(c.update_seller(m.seller_id, name=m.name,
+            return Outcome(muts, Result.DONE, rows=[dict(c.update_seller(m.seller_id, name=m.name,
                                                                      idempotency_key=key))])
         if call.action == "delete":
             c.delete_seller(m.seller_id, idempotency_key=key)
-            return Outcome(muts, "done", deleted=ids)
+            return Outcome(muts, Result.DONE, deleted=ids)
         if call.action == "delete_bulk":
             c.delete_sellers_bulk(ids, idempotency_key=key)
-            return Outcome(muts, "done", deleted=ids)
+            return Outcome(muts, Result.DONE, deleted=ids)
         if call.action == "restore_bulk":
             c.restore_sellers_bulk(ids, idempotency_key=key)
-            return Outcome(muts, "done", restored=ids)
+            return Outcome(muts, Result.DONE, restored=ids)
         if call.action in ("create", "recreate"):
             return self._created(m, dict(c.create_seller(m.name or "", idempotency_key=key)))
         if call.action == "create_bulk":
@@ -612,19 +649,19 @@ class Pusher:
     def _bulk_created(self, muts: list[Mut], result: Any) -> Outcome:
         created = result.get("created")
         if created is None:  # the server did not say which: find them by name
-            return Outcome(muts, "lookup")
+            return Outcome(muts, Result.LOOKUP)
         by_name = {row["normalized_name"]: row for row in created}
         errors = " ".join(result.get("errors") or [])
         outcome = Outcome(muts, "mixed")
         for m in muts:
             row = by_name.get(m.normalized or "")
             if row is None:
-                outcome.per_mut[m.id] = ("failed", f"the server did not create {m.name!r}: "
+                outcome.per_mut[m.id] = (Result.FAILED, f"the server did not create {m.name!r}: "
                                          f"{errors or 'no reason given'}")
             else:
                 outcome.rows.append(row)
                 outcome.moved[m.id] = row["id"]
-                outcome.per_mut[m.id] = ("done", None)
+                outcome.per_mut[m.id] = (Result.DONE, None)
         return outcome
 
     # -- recording ------------------------------------------------------------------------
@@ -637,8 +674,8 @@ class Pusher:
             self._count(m, result, error)
 
     def _next_attempt(self, o: Outcome, now: datetime) -> datetime | None:
-        if o.result in ("uncertain", "retry", "mixed") or (
-            o.result == "unsent" and o.retry_after is not None
+        if o.result in (Result.UNCERTAIN, Result.RETRY) or (
+            o.result == Result.UNSENT and o.retry_after is not None
         ):
             if o.retry_after is not None:
                 return now + timedelta(seconds=o.retry_after)
@@ -646,9 +683,9 @@ class Pusher:
         return None
 
     def _count(self, m: Mut, result: str, error: str | None) -> None:
-        if result == "done":
+        if result == Result.DONE:
             self.report.succeeded += 1
-        elif result == "failed":
+        elif result == Result.FAILED:
             self.report.failed += 1
             self.report.failures.append(error or m.label)
 

@@ -14,13 +14,12 @@ Run control needs the ``admin.automation`` permission; without it the server ans
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 
-from .client import RUN_SCHEMA
 from .errors import (
     ApiError,
     ApiValidationError,
@@ -29,11 +28,15 @@ from .errors import (
     SellerbenchError,
     TransportError,
 )
-from .sync import to_frame
-from .watch import ACTIVE, FINISHED, RunWatch, RunWatcher, watch_text
+from .frames import to_frame
+from .schema import RUN
+from .watch import ACTIVE, FINISHED, RunWatch, RunWatcher
+from .watch import watch_text as _watch_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from .workbench import Workbench
 
 __all__ = [
     "ACTIVE",
@@ -66,15 +69,14 @@ _FINISHED_SQL = ", ".join(f"'{s}'" for s in FINISHED)
 def frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Run records from the API as a frame with the same columns and types as ``wb.runs()``."""
     columns = []
-    for field in RUN_SCHEMA:
-        if field.name == "rev":
-            continue
+    shown = [f for f in RUN.fields if f.name != "rev"]
+    for field in shown:
         values = [r.get(field.name) for r in records]
-        if pa.types.is_timestamp(field.type):
-            columns.append(pa.array(values, pa.string()).cast(field.type))
+        if pa.types.is_timestamp(field.arrow):
+            columns.append(pa.array(values, pa.string()).cast(field.arrow))
         else:
-            columns.append(pa.array(values, field.type))
-    names = [f.name for f in RUN_SCHEMA if f.name != "rev"]
+            columns.append(pa.array(values, field.arrow))
+    names = [f.name for f in shown]
     return to_frame(pa.table(columns, names=names))
 
 
@@ -230,36 +232,38 @@ def _admin(action: str, call: Any, *args: Any) -> Any:
 # -- watching ----------------------------------------------------------------------------------
 
 
-def watch(wb: Any, run_id: str | None = None, **options: Any) -> RunWatch:
-    """A widget with the live progress of active runs (or of ``run_id``).
+def watch(wb: Workbench, run_id: str | None = None, **options: Any) -> RunWatch:
+    """A widget with the live progress of active runs (or of ``run_id``); ``wb.watch``.
 
     Options go to :class:`~sellerbench.watch.RunWatcher`: ``interval`` (seconds between
     polls where the stream is not available, 2), ``sync_every`` (seconds between seller
     syncs while a run finds sellers, 2), ``sync_sellers`` (True), ``stream`` (True).
-    ``w.close()`` stops it; so does ``wb.close()``.
+    ``w.close()`` stops it; so does ``wb.close()`` (it registers through ``wb.on_close``).
     """
-    widget = RunWatch(wb, run_id, **options)
-    _remember(wb, widget)
+    widget = RunWatch(wb.client, run_id, on_sellers=_syncer(wb), **options)
+    wb.on_close(widget.close)
     return widget
 
 
-def watcher(wb: Any, run_id: str | None = None, **options: Any) -> RunWatcher:
+def watcher(wb: Workbench, run_id: str | None = None, **options: Any) -> RunWatcher:
     """The engine behind ``watch`` without a widget (scripts, tests), already started."""
-    engine = RunWatcher(wb, run_id, **options).start()
-    _remember(wb, engine)
+    engine = RunWatcher(wb.client, run_id, on_sellers=_syncer(wb), **options).start()
+    wb.on_close(engine.close)
     return engine
 
 
-def _remember(wb: Any, closable: Any) -> None:
-    """``wb.close()`` closes what is still watching, before the client it uses."""
-    watchers = wb.__dict__.setdefault("_watchers", [])
-    watchers[:] = [w for w in watchers if not _finished(w)]
-    watchers.append(closable)
+def watch_text(wb: Workbench, run_id: str | None = None, **options: Any) -> RunWatcher:
+    """Print progress lines until the runs end (the CLI's ``runs watch``)."""
+    return _watch_text(wb.client, run_id, on_sellers=_syncer(wb), **options)
 
 
-def _finished(closable: Any) -> bool:
-    engine = getattr(closable, "watcher", closable)
-    return engine.done
+def _syncer(wb: Workbench) -> Callable[[], object]:
+    """What a watcher calls, on its own thread, when runs found sellers."""
+
+    def sync() -> object:
+        return wb.sync(progress=False)
+
+    return sync
 
 
 # -- the history plot -----------------------------------------------------------------------

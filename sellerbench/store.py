@@ -6,6 +6,27 @@ process write at a time). A busy file is retried for ``lock_timeout`` seconds, t
 ``CacheLockedError`` names the process that holds it. Results leave the connection as
 Arrow tables, never as live relations, so no lock outlives the ``with`` block.
 
+**Threads (the concurrency model).** In a live JupyterLab one workbench is used from
+several threads at once: a cell on the main thread, widget messages on ipykernel 7's
+subshell thread, run watchers and syncs started in threads. Inside one process every
+connection to a file shares one DuckDB database, whose transactions are optimistic: two
+threads writing the same rows at once get ``TransactionException: Conflict on tuple
+deletion`` at commit. So:
+
+- every write goes through :meth:`Store.transaction` (or :meth:`Store.writing` on an
+  open connection), which holds the file's write lock (one ``RLock`` per resolved path,
+  shared by every ``Store`` of that file in the process) from ``BEGIN`` to ``COMMIT``;
+  write transactions of one file never overlap, so they never conflict. A write
+  transaction is local work only (a page, a queued action, recorded outcomes: tens of
+  milliseconds), never a network wait, so a change made in the grid while a sync pages
+  in the background waits at most for one page's write;
+- reads (:meth:`Store.connect` used without writing) take no lock: DuckDB gives each a
+  consistent snapshot beside the writer;
+- pushes are serialized per file by the ``Workbench`` (``push_gate``), and across
+  processes by the lease in ``meta`` (push.py);
+- a DuckDB error that escapes a connection becomes a ``CacheError`` saying what to do;
+  none reaches the analyst raw.
+
 Tables (readable from the plain duckdb CLI, read-only, when no kernel holds the file):
 
 - ``sellers``          server rows as last pulled, tombstones included (``deleted_at``)
@@ -26,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +58,7 @@ import pyarrow as pa
 
 from .errors import CacheCorruptError, CacheError, CacheLockedError, CacheVersionError
 
-__all__ = ["SCHEMA_VERSION", "Rebuilt", "Store"]
+__all__ = ["SCHEMA_VERSION", "FileLocks", "Rebuilt", "Store"]
 
 DEFAULT_CACHE = Path("data") / "sellerbench.duckdb"
 
@@ -237,6 +259,38 @@ _CONFIG = {
 }
 
 
+@dataclass
+class FileLocks:
+    """The in-process locks of one cache file, shared by every Store of that path.
+
+    ``write``: held from BEGIN to COMMIT of each write transaction (reentrant, so a
+    writer may call helpers that write). ``push``: held by the one push under way (the
+    Workbench takes it); ``push_again`` asks that push for one more round, for changes
+    queued while it ran. ``sync``: one sync at a time.
+    """
+
+    write: threading.RLock
+    push: threading.Lock
+    sync: threading.Lock
+    push_again: threading.Event
+
+
+_LOCKS: dict[str, FileLocks] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def file_locks(path: Path) -> FileLocks:
+    """The locks of the file at ``path`` (one set per resolved path in this process)."""
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        locks = _LOCKS.get(key)
+        if locks is None:
+            locks = _LOCKS[key] = FileLocks(
+                threading.RLock(), threading.Lock(), threading.Lock(), threading.Event()
+            )
+        return locks
+
+
 class Store:
     """The cache file. Cheap to create; opens the file only inside ``connect()``."""
 
@@ -251,6 +305,7 @@ class Store:
         self.lock_timeout = lock_timeout
         self.read_only = read_only
         self._migrated = False
+        self.locks = file_locks(self.path)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -259,24 +314,31 @@ class Store:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file (waiting up to ``lock_timeout`` for another process), yield, close."""
+        """Open the file (waiting up to ``lock_timeout`` for another process), yield, close.
+
+        For reading, and for holding across a sync's pages; every write on it goes
+        inside :meth:`writing`. A DuckDB error escaping the block becomes a CacheError.
+        """
         con = self._open()
         try:
             if not self._migrated:
-                self._migrate(con)
+                with self.locked():
+                    self._migrate(con)
             yield con
         except duckdb.Error as exc:
-            # A damaged block is met only when read: say so, whatever was reading it.
-            if _is_damage(exc):
-                raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
-            raise
+            raise self.error(exc) from exc
         finally:
             con.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside BEGIN ... COMMIT; any exception rolls everything back."""
-        with self.connect() as con:
+    def writing(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN ... COMMIT on ``con`` holding the file's write lock; any exception rolls
+        everything back. Write transactions of one file never overlap in this process."""
+        if self.read_only:
+            raise CacheError(
+                f"the cache {self.path} is open read-only; reopen it read-write to change it"
+            )
+        with self.locked():
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -284,6 +346,45 @@ class Store:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN ... COMMIT under the write lock (see :meth:`writing`)."""
+        with self.connect() as con, self.writing(con):
+            yield con
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the file's write lock (for a write that cannot run in a transaction, such
+        as CHECKPOINT)."""
+        # Write transactions are short local work, so waiting long means a thread of this
+        # process is stuck inside one; say so rather than hang the cell.
+        if not self.locks.write.acquire(timeout=max(self.lock_timeout, 30.0)):
+            raise CacheLockedError(
+                f"the cache {self.path} stayed busy with another thread's write of this "
+                f"process; try again, or restart the kernel if it never ends",
+                path=str(self.path),
+                pid=os.getpid(),
+            )
+        try:
+            yield
+        finally:
+            self.locks.write.release()
+
+    def error(self, exc: duckdb.Error) -> CacheError:
+        """The CacheError an escaping DuckDB error means, with what to do about it."""
+        if _is_damage(exc):
+            # A damaged block is met only when read: say so, whatever was reading it.
+            return CacheCorruptError(self._corrupt_message(str(exc)))
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, duckdb.TransactionException):
+            return CacheError(
+                f"a write to the cache {self.path} collided with another one ({first}); "
+                f"nothing of it was kept: try again"
+            )
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return CacheError(f"DuckDB ran out of memory on the cache {self.path} ({first})")
+        return CacheError(f"the cache {self.path} could not do this ({first})")
 
     def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
         """Run one statement and return its result as an Arrow table (connection closed)."""
@@ -458,5 +559,5 @@ class Store:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.connect() as con:
+        with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])

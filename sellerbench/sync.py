@@ -1,7 +1,8 @@
 """Keeping the cache in step with the API, and reading it back as frames.
 
-``sync(wb)`` first pushes the analyst's queued changes, then pulls two feeds, sellers
-and collection runs, into the cache. The mode follows what the server advertises:
+``pull(store, client)`` pulls two feeds, sellers and collection runs, into the cache
+(the ``Workbench`` pushes the analyst's queued changes first, and tells listeners
+after). The mode follows what the server advertises:
 
 **rev** (ext ``rev_feed``): pages of rows with ``rev > since_rev`` in rev order,
 tombstones included, up to 10,000 a page, as Arrow IPC when the server offers it (ext
@@ -49,42 +50,26 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
 import orjson
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .client import ApiClient
-from .errors import (
-    ApiValidationError,
-    ConfigError,
-    ProtocolError,
-    SellerbenchError,
-    SyncError,
-)
+from .errors import ApiValidationError, ProtocolError, SyncError
 from .pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage
 from .store import Store
 
 if TYPE_CHECKING:
-    from .workbench import Workbench
+    from .push import PushReport
 
-__all__ = [
-    "OVERLAP",
-    "SyncReport",
-    "runs_frame",
-    "sellers_frame",
-    "sql_frame",
-    "status",
-    "sync",
-]
+__all__ = ["OVERLAP", "SyncReport", "pull"]
 
 OVERLAP = timedelta(seconds=120)
 REV_PAGE = 10_000
@@ -117,7 +102,7 @@ class SyncReport:
     pages: int = 0
     seconds: float = 0.0
     runs: int = 0  # collection runs added or changed
-    pushed: Any = None  # the PushReport of queued changes sent first, when there were any
+    pushed: PushReport | None = None  # queued changes sent first, when there were any
 
     def __str__(self) -> str:
         pushed = f"; queued changes: {self.pushed}" if self.pushed is not None else ""
@@ -162,36 +147,29 @@ class _Counts:
 # -- sync ----------------------------------------------------------------------------
 
 
-def sync(wb: Workbench, *, progress: bool = True, full: bool = False) -> SyncReport:
-    """Push queued changes, then pull sellers and runs; see the module docstring."""
-    client = wb.client
-    if client is None:
-        raise ConfigError(
-            "this workbench has no API to sync with: pass api_url and token to "
-            "sb.connect(), or set SELLERBENCH_API_URL and SELLERBENCH_TOKEN"
-        )
+def pull(
+    store: Store, client: ApiClient, *, progress: bool = True, full: bool = False
+) -> SyncReport:
+    """Pull sellers and runs into ``store``; see the module docstring.
+
+    The caller holds the file's sync lock (one sync per file in this process) and pushes
+    queued changes first; each page is written under the file's write lock.
+    """
     started = time.perf_counter()
-    with _sync_lock(wb.store):
-        features = client.features
-        mode = "rev" if "rev_feed" in features else "base"
-        arrow = mode == "rev" and "arrow" in features  # offered for the sellers feed
-        early = _early_pages(wb.store, client, arrow) if mode == "rev" and not full else {}
-        with wb.store.connect() as con:
-            con.execute("SET TimeZone = 'UTC'")
-            if _has_pending(con):
-                early = {}  # the push changes what the first pages hold
-                pushed = _push_queued(wb)
-            else:
-                pushed = None
-            report = _pull_all(con, client, mode, arrow, early, full=full, progress=progress)
-            report.pushed = pushed
-            _remember_revs(con, wb.store, client)
+    features = client.features
+    mode = "rev" if "rev_feed" in features else "base"
+    arrow = mode == "rev" and "arrow" in features  # offered for the sellers feed
+    early = _early_pages(store, client, arrow) if mode == "rev" and not full else {}
+    with store.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        report = _pull_all(store, con, client, mode, arrow, early, full=full, progress=progress)
+        _remember_revs(con, store, client)
     report.seconds = time.perf_counter() - started
-    wb._changed("sync")
     return report
 
 
 def _pull_all(
+    store: Store,
     con: duckdb.DuckDBPyConnection,
     client: ApiClient,
     mode: str,
@@ -205,7 +183,7 @@ def _pull_all(
     try:
         for feed in (SELLERS, RUNS):
             counts = _pull(
-                con, client, feed, mode, full=full, progress=progress, arrow=arrow,
+                store, con, client, feed, mode, full=full, progress=progress, arrow=arrow,
                 early=early.get(feed.table),
             )
             report.pages += counts.pages
@@ -215,7 +193,8 @@ def _pull_all(
                 )
             else:
                 report.runs = counts.added + counts.updated + counts.deleted
-        _remember_server(con, client, client.features)
+        with store.writing(con):
+            _remember_server(con, client, client.features)
     finally:
         for page in early.values():
             page.cancel()
@@ -280,39 +259,8 @@ def _remember_revs(con: duckdb.DuckDBPyConnection, store: Store, client: ApiClie
     }
 
 
-_SYNC_LOCKS: dict[str, threading.Lock] = {}
-_SYNC_LOCKS_GUARD = threading.Lock()
-
-
-def _sync_lock(store: Store) -> threading.Lock:
-    """One sync at a time per cache file in this process.
-
-    Connections to one file inside one process share a database, so two syncs (a cell
-    and the run watcher's background sync) would race on the same rows and one would
-    die of a write conflict. The second waits for the first and then finds little to do.
-    """
-    key = str(store.path.resolve())
-    with _SYNC_LOCKS_GUARD:
-        return _SYNC_LOCKS.setdefault(key, threading.Lock())
-
-
-def _has_pending(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the queue holds anything to push (cheap: skips the push when idle)."""
-    return con.execute(
-        "SELECT EXISTS (SELECT 1 FROM mutations WHERE state = 'pending')"
-    ).fetchone()[0]
-
-
-def _push_queued(wb: Workbench) -> Any:
-    """The one call site of the mutation queue: send what the analyst queued offline."""
-    try:
-        from . import mutations
-    except ImportError:  # a build without the mutation queue has nothing to push
-        return None
-    return mutations.push(wb)
-
-
 def _pull(
+    store: Store,
     con: duckdb.DuckDBPyConnection,
     client: ApiClient,
     feed: Feed,
@@ -323,7 +271,8 @@ def _pull(
     arrow: bool,
     early: _EarlyPage | None = None,
 ) -> _Counts:
-    state = _load_state(con, feed, mode)
+    with store.writing(con):
+        state = _load_state(con, feed, mode)
     reset = full or state.mode != mode or state.server != client.base_url
     if reset:  # rows from another server or mode: start over (the first page clears)
         state = _State(feed=feed.table, mode=mode, server=client.base_url)
@@ -333,10 +282,10 @@ def _pull(
     with _progress_bar(feed, progress) as bar:
         try:
             try:
-                return puller(con, client, feed, state, reset=reset, bar=bar, arrow=arrow)
+                return puller(store, con, client, feed, state, reset=reset, bar=bar, arrow=arrow)
             except _ServerReset:
                 state = _State(feed=feed.table, mode=mode, server=client.base_url)
-                return puller(con, client, feed, state, reset=True, bar=bar, arrow=arrow)
+                return puller(store, con, client, feed, state, reset=True, bar=bar, arrow=arrow)
         except ProtocolError as exc:
             raise SyncError(
                 f"a bad {feed.table} page: {exc.message}; the cache keeps every page "
@@ -349,6 +298,7 @@ def _pull(
 
 
 def _pull_rev(
+    store: Store,
     con: duckdb.DuckDBPyConnection,
     client: ApiClient,
     feed: Feed,
@@ -387,13 +337,13 @@ def _pull_rev(
             state.since_rev = max(state.since_rev or 0, page.max_rev or 0)
             state.bulk_until_rev = None
             state.last_synced = _now()
-        with _transaction(con):
+        with store.writing(con):
             if clear:
                 con.execute(f"DELETE FROM {feed.table}")
                 clear = False
             _apply(con, feed, page.table, counts, bulk_until_rev=state.bulk_until_rev)
             _save_state(con, state)
-        _page_done(con, counts, page, bar)
+        _page_done(store, con, counts, page, bar)
     return counts
 
 
@@ -433,6 +383,7 @@ def _next_rev(page: TablePage, since: int, feed: Feed) -> int | None:
 
 
 def _pull_base(
+    store: Store,
     con: duckdb.DuckDBPyConnection,
     client: ApiClient,
     feed: Feed,
@@ -447,7 +398,7 @@ def _pull_base(
     counts = _Counts()
     for _ in range(BASE_PASSES):
         before = counts.added + counts.updated + counts.deleted
-        _base_pass(con, client, feed, state, counts, clear=reset, bar=bar)
+        _base_pass(store, con, client, feed, state, counts, clear=reset, bar=bar)
         reset = False
         if counts.added + counts.updated + counts.deleted == before:
             break
@@ -455,6 +406,7 @@ def _pull_base(
 
 
 def _base_pass(
+    store: Store,
     con: duckdb.DuckDBPyConnection,
     client: ApiClient,
     feed: Feed,
@@ -497,7 +449,7 @@ def _base_pass(
             if state.pass_high is not None:
                 state.high_water = max(filter(None, (state.high_water, state.pass_high)))
             state.last_synced = _now()
-        with _transaction(con):
+        with store.writing(con):
             if clear:
                 con.execute(f"DELETE FROM {feed.table}")
                 clear = False
@@ -507,14 +459,19 @@ def _base_pass(
             if finishing:
                 state.bulk_pass, state.pass_since, state.pass_high = None, None, None
             _save_state(con, state)
-        _page_done(con, counts, page, bar)
+        _page_done(store, con, counts, page, bar)
 
 
-def _page_done(con: duckdb.DuckDBPyConnection, counts: _Counts, page: TablePage, bar) -> None:
+def _page_done(
+    store: Store, con: duckdb.DuckDBPyConnection, counts: _Counts, page: TablePage, bar: Any
+) -> None:
     counts.pages += 1
     counts.unflushed += page.table.num_rows
     if counts.unflushed >= CHECKPOINT_ROWS:
-        con.execute("CHECKPOINT")  # compressed to the file; memory can be given back
+        # Compressed to the file, so memory can be given back; a reader in another
+        # thread may hold a snapshot, and then the next page's checkpoint does it.
+        with store.locked(), contextlib.suppress(duckdb.TransactionException):
+            con.execute("CHECKPOINT")
         counts.unflushed = 0
     bar.update(page.table.num_rows)
 
@@ -620,17 +577,6 @@ def _dedupe(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
 
 def _is_empty(con: duckdb.DuckDBPyConnection, feed: Feed) -> bool:
     return con.execute(f"SELECT count(*) = 0 FROM (FROM {feed.table} LIMIT 1)").fetchone()[0]
-
-
-@contextlib.contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
 
 
 # -- checkpoints -----------------------------------------------------------------------
@@ -763,156 +709,3 @@ def _set_total(bar: Any, page: TablePage, counts: _Counts) -> None:
         bar.refresh()
 
 
-# -- reading the cache ---------------------------------------------------------------------
-
-
-def _pandas_type(kind: pa.DataType) -> Any:
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return pd.StringDtype()
-    if pa.types.is_boolean(kind):
-        return pd.BooleanDtype()
-    if pa.types.is_integer(kind):
-        return pd.Int64Dtype()
-    return None
-
-
-def to_frame(table: pa.Table) -> pd.DataFrame:
-    """An Arrow result as a frame with string ids, UTC timestamps, nullable ints/bools."""
-    columns = []
-    for column in table.columns:
-        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
-            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
-        columns.append(column)
-    table = pa.table(columns, names=table.column_names)
-    return table.to_pandas(types_mapper=_pandas_type)
-
-
-def sellers_frame(
-    store: Store,
-    flagged: bool | None = None,
-    search: str | None = None,
-    include_deleted: bool = False,
-) -> pd.DataFrame:
-    """Cached sellers with pending changes applied, newest change first.
-
-    ``search``: a case-insensitive substring of the display or normalized name (bound
-    as a parameter). ``include_deleted`` adds tombstones (``deleted_at`` set).
-    """
-    _check_filters(flagged, search)
-    source = "visible_sellers_all" if include_deleted else "visible_sellers"
-    where, params = [], []
-    if flagged is not None:
-        where.append("flagged = ?")
-        params.append(bool(flagged))
-    if search:
-        where.append("(contains(lower(display_name), lower(?)) "
-                     "OR contains(lower(normalized_name), lower(?)))")
-        params += [search, search]
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    query = f"SELECT * FROM {source}{clause} ORDER BY updated_at DESC, id"
-    return to_frame(_read(store, query, params))
-
-
-def _check_filters(flagged: object, search: object) -> None:
-    # bool("false") is True: a string here would silently pick the flagged sellers.
-    if flagged is not None and not isinstance(flagged, bool | np.bool_):
-        raise ConfigError(f"flagged must be True, False or None, not {flagged!r}")
-    if search is None:
-        return
-    if not isinstance(search, str):
-        raise ConfigError(f"search must be a string, not {type(search).__name__}")
-    try:
-        search.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError("search must be valid Unicode text (it holds a lone surrogate)") from None
-
-
-def runs_frame(store: Store) -> pd.DataFrame:
-    """Cached collection runs (not deleted), newest first."""
-    query = (
-        "SELECT * EXCLUDE (rev) FROM collection_runs WHERE deleted_at IS NULL "
-        "ORDER BY created_at DESC, id"
-    )
-    return to_frame(_read(store, query, []))
-
-
-# Statements that only read: SQL in a notebook must not edit the cache behind sync's back.
-_READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
-
-
-def sql_frame(
-    store: Store, query: str, params: Sequence[Any] | dict[str, Any] | None = None
-) -> pd.DataFrame:
-    """Run read-only SQL over the cache with bound parameters; the last result as a frame."""
-    check_read_only(query)
-    try:
-        return to_frame(_read(store, query, params))
-    except duckdb.Error as exc:
-        raise SellerbenchError(f"the query failed: {exc}") from exc
-
-
-def check_read_only(query: str) -> None:
-    try:
-        statements = duckdb.extract_statements(query)
-    except duckdb.Error as exc:
-        raise SellerbenchError(f"the query cannot be parsed: {exc}") from exc
-    if not statements:
-        raise SellerbenchError("the query is empty")
-    for statement in statements:
-        kind = statement.type.name
-        if kind not in _READ_STATEMENTS:
-            raise SellerbenchError(
-                f"SQL over the cache is read-only ({kind} refused): change sellers with "
-                f"wb.flag / wb.rename / wb.delete / wb.restore / wb.create, which sync "
-                f"pushes to the API"
-            )
-
-
-def _read(store: Store, query: str, params: Sequence[Any] | dict[str, Any] | None) -> pa.Table:
-    with store.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.sql(query, params=params).to_arrow_table()
-
-
-def status(wb: Workbench) -> dict[str, Any]:
-    """Counts, checkpoints and the server, as a plain dict (never the token)."""
-    with wb.store.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        live, flagged, deleted = con.execute(
-            "SELECT count(*) FILTER (WHERE deleted_at IS NULL), "
-            "count(*) FILTER (WHERE deleted_at IS NULL AND flagged), "
-            "count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM visible_sellers_all"
-        ).fetchone()
-        runs = con.execute(
-            "SELECT count(*) FROM collection_runs WHERE deleted_at IS NULL"
-        ).fetchone()[0]
-        queue_rows = dict(
-            con.execute(
-                "SELECT state, count(*) FROM mutations WHERE state IN ('pending', 'failed') "
-                "GROUP BY ALL"
-            ).fetchall()
-        )
-        state = con.execute(
-            "SELECT mode, last_synced, since_rev, high_water FROM sync_state "
-            "WHERE feed = 'sellers'"
-        ).fetchone()
-        meta = dict(con.execute(
-            "SELECT key, value FROM meta WHERE key IN ('server_url', 'features')"
-        ).fetchall())
-    client = wb.client
-    known = client.known_features if client is not None else None  # no request for status
-    features = sorted(known) if known is not None else orjson.loads(meta.get("features", "[]"))
-    return {
-        "cache": str(wb.store.path),
-        "server": client.base_url if client is not None else meta.get("server_url"),
-        "mode": state[0] if state else None,
-        "last_sync": state[1].isoformat() if state and state[1] else None,
-        "since_rev": state[2] if state else None,
-        "sellers": live,
-        "flagged": flagged,
-        "deleted": deleted,
-        "runs": runs,
-        "pending": queue_rows.get("pending", 0),
-        "failed": queue_rows.get("failed", 0),
-        "features": features,
-    }

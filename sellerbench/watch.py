@@ -29,12 +29,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 import ipywidgets as widgets
 
 from .errors import ApiError, NotFoundError, SellerbenchError
+
+if TYPE_CHECKING:
+    from .client import ApiClient
 
 __all__ = ["ACTIVE", "FINISHED", "Event", "RunState", "RunWatch", "RunWatcher", "watch_text"]
 
@@ -157,9 +160,10 @@ class RunWatcher:
 
     def __init__(
         self,
-        wb: Any,
+        client: ApiClient | None,
         run_id: str | None = None,
         *,
+        on_sellers: Callable[[], object] | None = None,
         interval: float = 2.0,
         sync_every: float = 2.0,
         sync_sellers: bool = True,
@@ -169,12 +173,13 @@ class RunWatcher:
         redraw_every: float = 0.2,
         on_update: Callable[[RunWatcher], None] | None = None,
     ) -> None:
-        if wb.client is None:
+        if client is None:
             raise SellerbenchError(
                 "watching runs needs the API; this workbench is offline (connect with an "
                 "API url and token)"
             )
-        self.wb = wb
+        self.client = client
+        self.on_sellers = on_sellers  # called (on this thread) when runs found sellers
         self.run_id = run_id
         self.interval = interval
         self.sync_every = sync_every
@@ -276,7 +281,7 @@ class RunWatcher:
             self._notify()
 
     def _discover(self) -> None:
-        client = self.wb.client
+        client = self.client
         if self.run_id is not None:
             self.runs[self.run_id].update(client.get_run(self.run_id))
         else:
@@ -380,7 +385,7 @@ class RunWatcher:
     def _refresh(self, state: RunState) -> None:
         try:
             before = state.counter("sellers_found")
-            state.update(self.wb.client.get_run(state.id))
+            state.update(self.client.get_run(state.id))
             self._offline_since = None
         except NotFoundError:
             state.record["status"] = "failed"
@@ -394,7 +399,7 @@ class RunWatcher:
 
     def _poll(self) -> None:
         try:
-            active = {r["id"]: r for r in _runs_of(self.wb.client.active_runs())}
+            active = {r["id"]: r for r in _runs_of(self.client.active_runs())}
             self._offline_since = None
         except ApiError as exc:
             self._offline(exc)
@@ -435,7 +440,7 @@ class RunWatcher:
     # -- seller sync (debounced) ------------------------------------------------------
 
     def _schedule_sync(self, *, final: bool = False) -> None:
-        if not self.sync_sellers:
+        if not self.sync_sellers or self.on_sellers is None:
             return
         soon = time.monotonic() + (0.0 if final else self.sync_every)
         if self._sync_due is None or soon < self._sync_due:
@@ -444,7 +449,8 @@ class RunWatcher:
     def _sync(self) -> None:
         self._sync_due = None
         try:
-            self.wb.sync(progress=False)
+            if self.on_sellers is not None:
+                self.on_sellers()
             self.syncs += 1
         except Exception as exc:  # keep watching (a sync racing another one, offline...)
             self.errors.append(f"sync failed: {exc}")
@@ -496,7 +502,7 @@ class RunWatcher:
             headers["Last-Event-ID"] = str(last_id)
         got = False
         try:
-            with self.wb.client.stream(
+            with self.client.stream(
                 "GET", f"/collection/runs/{run_id}/activity", headers=headers
             ) as response:
                 if not response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -578,7 +584,12 @@ def summary_line(state: RunState) -> str:
 
 
 def watch_text(
-    wb: Any, run_id: str | None = None, *, out: IO[str] | None = None, **options: Any
+    client: ApiClient | None,
+    run_id: str | None = None,
+    *,
+    on_sellers: Callable[[], object] | None = None,
+    out: IO[str] | None = None,
+    **options: Any,
 ) -> RunWatcher:
     """Print progress lines until the runs end (Ctrl+C stops watching, not the runs)."""
     out = out or sys.stdout
@@ -596,7 +607,7 @@ def watch_text(
         if watcher.done:
             print(watcher.message, file=out, flush=True)
 
-    watcher = RunWatcher(wb, run_id, on_update=draw, **options).start()
+    watcher = RunWatcher(client, run_id, on_sellers=on_sellers, on_update=draw, **options).start()
     try:
         while not watcher.wait(0.5):
             pass
@@ -612,12 +623,21 @@ class RunWatch(widgets.VBox):
     ``wait(timeout)`` blocks until the runs end. Drawing happens on the watcher's thread.
     """
 
-    def __init__(self, wb: Any, run_id: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        client: ApiClient | None,
+        run_id: str | None = None,
+        *,
+        on_sellers: Callable[[], object] | None = None,
+        **options: Any,
+    ) -> None:
         self.header = widgets.HTML("watching…")
         super().__init__([self.header])
         self._panels: dict[str, _Panel] = {}
         self._draw_lock = threading.Lock()
-        self.watcher = RunWatcher(wb, run_id, on_update=self._draw, **options)
+        self.watcher = RunWatcher(
+            client, run_id, on_sellers=on_sellers, on_update=self._draw, **options
+        )
         self.watcher.start()
 
     def _draw(self, watcher: RunWatcher) -> None:

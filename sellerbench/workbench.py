@@ -1,20 +1,43 @@
 """The notebook facade: ``sb.connect()`` and ``sb.demo()`` return a Workbench.
 
-Thin on purpose: every method hands over to the module named after its noun
-(``sync``, ``mutations``, ``exports``, ``runs``, ``grid``). What a method returns is
-a plain pandas frame or a small report dataclass, never a live database object.
+The Workbench orchestrates; the modules named after their noun do the work on the store
+and client they are given and return what they did (``mutations``, ``push``, ``sync``,
+``frames``, ``exports``, ``runs``). Data flows one way: API -> sync -> store ->
+frames/grid/exports; no module below this one imports it.
+
+**Threads.** Every method may be called from any thread at any time (a cell, the
+grid's widget messages on ipykernel 7's subshell thread, a run watcher's background
+sync, ``threading.Thread(target=wb.sync)``):
+
+- cache writes are serialized per file by the store's write lock (store.py, "Threads");
+  reads run beside them on their own connections;
+- pushes of one file are serialized here (the file's push lock; the lease in the cache
+  keeps out other processes). An auto-push that finds a push under way does not wait:
+  it asks that push for one more round, which sends the new change;
+- syncs of one file run one at a time (push first, then pull);
+- per-call settings (retries, timeout) are arguments, never a change to the shared
+  client: an auto-push sends through ``client.with_options(retries=0)``;
+- listeners (the grid) are told on the thread that made the change, after the change
+  committed; a listener that raises is logged and the others still hear it.
+
+What a method returns is a plain pandas frame or a small report dataclass, never a live
+database object. What goes wrong is a :class:`~sellerbench.errors.SellerbenchError`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .errors import ConfigError
+from . import frames, mutations, push, sync
+from .errors import ConfigError, SellerbenchError
+from .filters import SellerFilter
 from .settings import Secret, resolve
 from .store import Store
 
@@ -22,10 +45,13 @@ if TYPE_CHECKING:
     from .client import ApiClient
     from .exports import ExportReport
     from .grid import SellersGrid
-    from .mutations import PushReport
+    from .push import Backoff, PushReport
     from .sync import SyncReport
+    from .watch import RunWatch
 
 __all__ = ["ChangeEvent", "Workbench", "connect", "demo"]
+
+log = logging.getLogger("sellerbench")
 
 
 class ChangeEvent(str):
@@ -56,7 +82,9 @@ class Workbench:
         self.client = client
         self.auto_push = auto_push
         self._server = server  # the embedded demo server, stopped by close()
-        self._listeners: list[Any] = []  # callables told about every change (the grid)
+        self._hooks = threading.Lock()  # guards the two lists below
+        self._listeners: list[Callable[[ChangeEvent], object]] = []
+        self._closers: list[Callable[[], object]] = []
 
     def __repr__(self) -> str:
         url = self.client.base_url if self.client else "offline"
@@ -70,36 +98,65 @@ class Workbench:
 
     def close(self) -> None:
         """Close run watchers, the HTTP client and the embedded demo server, if any."""
-        for watcher in self.__dict__.pop("_watchers", []):  # set by runs.watch()
-            watcher.close()
+        with self._hooks:
+            closers, self._closers = self._closers, []
+        for close in closers:  # watchers first: they use the client
+            try:
+                close()
+            except Exception:  # one failing close must not keep the rest open
+                log.warning("sellerbench: closing %r failed", close, exc_info=True)
         if self.client is not None:
             self.client.close()
         if self._server is not None:
             self._server.stop()
             self._server = None
 
-    # -- change notification (the grid and the watch widget listen) ---------------------
+    # -- hooks: who hears about changes, what closes with the workbench ------------------
 
-    def subscribe(self, listener: Any) -> None:
+    def subscribe(self, listener: Callable[[ChangeEvent], object]) -> None:
         """Call ``listener(event: ChangeEvent)`` (a str) after every sync, push and mutation."""
-        self._listeners.append(listener)
+        with self._hooks:
+            self._listeners.append(listener)
 
-    def unsubscribe(self, listener: Any) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+    def unsubscribe(self, listener: Callable[[ChangeEvent], object]) -> None:
+        """Stop telling ``listener``; unknown listeners are ignored."""
+        with self._hooks:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
-    def _changed(self, event: str, sellers: Iterable[str] | None = None) -> None:
-        change = ChangeEvent(event, sellers)
-        for listener in list(self._listeners):
-            listener(change)
+    def on_close(self, close: Callable[[], object]) -> None:
+        """Call ``close()`` when the workbench closes (run watchers register here)."""
+        with self._hooks:
+            self._closers.append(close)
+
+    def _tell(self, name: str, sellers: Iterable[str] | None = None) -> None:
+        event = ChangeEvent(name, sellers)
+        with self._hooks:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # the change is committed; one broken listener hides nothing
+                log.warning("sellerbench: a listener failed on %r", str(event), exc_info=True)
 
     # -- reading ------------------------------------------------------------------
 
     def sync(self, *, progress: bool = True, full: bool = False) -> SyncReport:
-        """Push queued changes, then pull sellers and runs into the cache."""
-        from . import sync
+        """Push queued changes, then pull sellers and runs into the cache.
 
-        return sync.sync(self, progress=progress, full=full)
+        ``progress``: show a progress bar; ``full``: re-read everything from the server.
+        One sync per cache file runs at a time in this process; a second waits for it.
+        """
+        client = self._need_client(
+            "this workbench has no API to sync with: pass api_url and token to "
+            "sb.connect(), or set SELLERBENCH_API_URL and SELLERBENCH_TOKEN"
+        )
+        with self.store.locks.sync:
+            pushed = self._push(client) if push.has_pending(self.store) else None
+            report = sync.pull(self.store, client, progress=progress, full=full)
+            report.pushed = pushed
+        self._tell("sync")
+        return report
 
     def sellers(
         self,
@@ -107,134 +164,294 @@ class Workbench:
         search: str | None = None,
         *,
         include_deleted: bool = False,
+        pending: bool = False,
+        where: str | None = None,
     ) -> pd.DataFrame:
-        """Cached sellers as the analyst sees them (pending changes applied)."""
-        from . import sync
+        """Cached sellers as the analyst sees them (pending changes applied).
 
-        return sync.sellers_frame(
-            self.store, flagged=flagged, search=search, include_deleted=include_deleted
-        )
+        ``flagged``: True/False keeps flagged/unflagged sellers; ``search``: a
+        case-insensitive part of the name, or exactly an id or platform id;
+        ``include_deleted``: tombstones too; ``pending``: only sellers with a change
+        still queued; ``where``: one SQL predicate over the columns (``grid.where_sql``
+        fits here). The same filter as ``export`` and the grid.
+        """
+        chosen = SellerFilter(flagged, search, include_deleted, pending, where)
+        return frames.sellers_frame(self.store, chosen)
 
     def runs(self) -> pd.DataFrame:
         """Cached collection runs, newest first."""
-        from . import sync
-
-        return sync.runs_frame(self.store)
+        return frames.runs_frame(self.store)
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run SQL over the cache (parameters bound, never pasted) and return a frame."""
-        from . import sync
-
-        return sync.sql_frame(self.store, query, params)
+        """Run read-only SQL over the cache (parameters bound, never pasted) and return a frame."""
+        return frames.sql_frame(self.store, query, params)
 
     def status(self) -> dict[str, Any]:
         """Counts, last sync, pending changes and the server's features, as a dict."""
-        from . import sync
-
-        return sync.status(self)
+        return frames.status(self.store, self.client)
 
     # -- changing sellers -----------------------------------------------------------
 
     def flag(self, ids: str | Iterable[str], flagged: bool = True) -> list[str]:
         """Set the flag of live sellers (ids, or a frame with an ``id`` column)."""
-        from . import mutations
-
-        return mutations.flag(self, ids, flagged)
+        return self._acted(mutations.flag(self.store, ids, flagged))
 
     def rename(self, id: str, name: str) -> str:
         """Give a seller a new name (1-200 characters, unique among live sellers)."""
-        from . import mutations
-
-        return mutations.rename(self, id, name)
+        action = mutations.rename(self.store, id, name)
+        return self._acted(action)[0] if action.touched else action.ids[0]
 
     def delete(self, ids: str | Iterable[str]) -> list[str]:
         """Soft-delete sellers (``restore`` or ``undo`` bring them back)."""
-        from . import mutations
-
-        return mutations.delete(self, ids)
+        return self._acted(mutations.delete(self.store, ids))
 
     def restore(self, ids: str | Iterable[str]) -> list[str]:
         """Bring deleted sellers back (re-created under new ids where the API has no restore)."""
-        from . import mutations
-
-        return mutations.restore(self, ids)
+        action = mutations.restore(self.store, ids)
+        if self._lacks_restore():
+            log.warning(
+                "sellerbench: the API has no restore endpoint: %d seller(s) will be "
+                "re-created by name and get NEW ids (times_seen and run history start over)",
+                len(action.ids),
+            )
+        return self._acted(action)
 
     def create(self, names: str | Iterable[str]) -> list[str]:
         """Create sellers; their ids are ``local:...`` until the API confirms them."""
-        from . import mutations
-
-        return mutations.create(self, names)
+        return self._acted(mutations.create(self.store, names))
 
     def undo(self) -> str:
         """Take back your latest action (call again to go further back); says what it did."""
-        from . import mutations
-
-        return mutations.undo(self)
+        undone = mutations.undo(self.store, restore_missing=self._lacks_restore())
+        if undone.touched:
+            self._tell("mutation", undone.touched)
+        if undone.queued:
+            self._auto_push()
+        return undone.text
 
     def pending(self) -> pd.DataFrame:
         """Queued changes not confirmed yet, and refused ones (``state``, ``error``)."""
-        from . import mutations
-
         return mutations.pending_frame(self.store)
 
     def failed(self) -> pd.DataFrame:
         """Changes the API refused for good, with the reason."""
-        from . import mutations
-
         return mutations.failed_frame(self.store)
 
-    def push(self, **options: Any) -> PushReport:
-        """Send queued changes now (options: wait, coalesce, backoff; see push.push)."""
-        from . import mutations
+    def push(
+        self,
+        *,
+        wait: float = 3.0,
+        coalesce: bool = True,
+        retry_now: bool = True,
+        backoff: Backoff | None = None,
+        chunk: int = 1_000,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> PushReport:
+        """Send queued changes now; returns a PushReport (transient trouble never raises).
 
-        return mutations.push(self, **options)
+        ``wait``: seconds to spend waiting for changes in backoff to come due;
+        ``coalesce``: bulk calls where the server offers them; ``retry_now``: ignore the
+        backoff of earlier pushes; ``backoff``: the delay policy for changes that failed
+        transiently; ``chunk``: changes per bulk call; ``retries`` / ``timeout``: per
+        request, for this push only (default: the client's). A push under way in another
+        thread is waited for, then this one sends what is left. Raises AuthError when the
+        token may not write (everything stays queued).
+        """
+        client = self._need_client(
+            "no API to push to: this workbench is offline (connect with api_url and token); "
+            "the changes stay queued in the cache"
+        )
+        if retries is not None or timeout is not None:
+            client = client.with_options(retries=retries, timeout=timeout)
+        report = self._push(
+            client, wait=wait, coalesce=coalesce, retry_now=retry_now, backoff=backoff,
+            chunk=chunk,
+        )
+        assert report is not None  # a blocking push always runs
+        return report
 
     # -- exports, grid, runs ---------------------------------------------------------
 
-    def export(self, path: str | os.PathLike[str], **options: Any) -> ExportReport:
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        flagged: bool | None = None,
+        search: str | None = None,
+        where: str | None = None,
+        columns: Sequence[str] | None = None,
+        format: str | None = None,
+        source: str = "auto",
+        overwrite: bool = False,
+        neutralize: bool = True,
+        progress: bool = True,
+    ) -> ExportReport:
+        """Write the sellers you see to ``path`` with one DuckDB COPY (see exports.py).
+
+        ``flagged`` / ``search`` / ``where``: the same filter as ``sellers()``;
+        ``columns``: which and in what order; ``format``: csv, json, ndjson or parquet
+        (default: from the suffix, ``.gz`` gzips text); ``source``: "auto", "cache" or
+        "server"; ``overwrite``: replace an existing file; ``neutralize``: CSV cells a
+        spreadsheet would run as formulas are written as text; ``progress``: a bar for
+        long exports. An interrupted or failed export leaves nothing at ``path``.
+        """
         from . import exports
 
-        return exports.export(self, Path(path), **options)
+        return exports.export(
+            self.store, self.client, Path(path),
+            chosen=SellerFilter(flagged=flagged, search=search, where=where),
+            columns=columns, format=format, source=source, overwrite=overwrite,
+            neutralize=neutralize, progress=progress,
+        )
 
-    def grid(self, **options: Any) -> SellersGrid:
+    def grid(
+        self,
+        *,
+        height: str = "440px",
+        show_ids: bool = False,
+        confirm_delete_above: int = 20,
+    ) -> SellersGrid:
+        """An interactive grid of the sellers you see: select, flag, rename, delete,
+        restore, create and undo; it follows every sync, push and change.
+
+        ``height``: the grid's CSS height; ``show_ids``: show the Id column;
+        ``confirm_delete_above``: deleting more sellers than this asks first.
+        """
         from .grid import SellersGrid
 
-        return SellersGrid(self, **options)
+        return SellersGrid(
+            self, height=height, show_ids=show_ids, confirm_delete_above=confirm_delete_above
+        )
 
     def active_runs(self) -> pd.DataFrame:
+        """Runs pending, running or paused: live from the API, else from the cache."""
         from . import runs
 
         return runs.active_runs(self)
 
     def run(self, run_id: str) -> dict[str, Any]:
+        """One run as a dict: live from the API, else as the cache last saw it."""
         from . import runs
 
         return runs.run(self, run_id)
 
-    def watch(self, run_id: str | None = None, **options: Any) -> Any:
+    def watch(
+        self,
+        run_id: str | None = None,
+        *,
+        interval: float = 2.0,
+        sync_every: float = 2.0,
+        sync_sellers: bool = True,
+        stream: bool = True,
+    ) -> RunWatch:
+        """A widget with the live progress of active runs (or of ``run_id``).
+
+        ``interval``: seconds between polls where the activity stream is not available;
+        ``sync_every``: seconds between seller syncs while a run finds sellers;
+        ``sync_sellers``: sync found sellers into the cache as they come; ``stream``:
+        follow the activity stream (else poll). Closed by ``w.close()`` or ``wb.close()``.
+        """
         from . import runs
 
-        return runs.watch(self, run_id, **options)
+        return runs.watch(
+            self, run_id, interval=interval, sync_every=sync_every,
+            sync_sellers=sync_sellers, stream=stream,
+        )
 
     def start_run(self, name: str, category_ids: Sequence[str]) -> dict[str, Any]:
+        """Create a collection run over ``category_ids`` and start it (admin permission)."""
         from . import runs
 
         return runs.start_run(self, name, category_ids)
 
     def pause_run(self, run_id: str) -> dict[str, Any]:
+        """Pause a running collection run (admin permission)."""
         from . import runs
 
         return runs.control(self, run_id, "pause")
 
     def resume_run(self, run_id: str) -> dict[str, Any]:
+        """Resume a paused collection run (admin permission)."""
         from . import runs
 
         return runs.control(self, run_id, "resume")
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
+        """Cancel a pending, running or paused collection run (admin permission)."""
         from . import runs
 
         return runs.control(self, run_id, "cancel")
+
+    # -- orchestration --------------------------------------------------------------
+
+    def _need_client(self, message: str) -> ApiClient:
+        if self.client is None:
+            raise ConfigError(message)
+        return self.client
+
+    def _lacks_restore(self) -> bool:
+        known = self.client.known_features if self.client is not None else None
+        return known is not None and "restore" not in known
+
+    def _acted(self, action: mutations.Action) -> list[str]:
+        """After an action committed: tell listeners, auto-push, return today's ids."""
+        if not action.touched:
+            return action.ids
+        self._tell("mutation", action.touched)
+        if self._auto_push() is not None:
+            return mutations.resolve_ids(self.store, action.ids)  # a create may have landed
+        return action.ids
+
+    def _auto_push(self) -> PushReport | None:
+        """Push after a change when configured: one try per request, no waiting for
+        backoff, never raising into the cell (what cannot be sent stays queued)."""
+        if not self.auto_push or self.client is None:
+            return None
+        try:
+            return self._push(
+                self.client.with_options(retries=0), wait=0.0, retry_now=False, blocking=False
+            )
+        except SellerbenchError as exc:
+            log.warning("sellerbench: change queued, not pushed yet: %s", exc)
+            return None
+
+    def _push(
+        self,
+        client: ApiClient,
+        *,
+        wait: float = 3.0,
+        coalesce: bool = True,
+        retry_now: bool = True,
+        backoff: Backoff | None = None,
+        chunk: int = 1_000,
+        blocking: bool = True,
+    ) -> PushReport | None:
+        """One push of this file at a time in this process (the file's push lock).
+
+        ``blocking=False`` (auto-push): when a push is under way, raise the file's
+        ``push_again`` flag and return None; the push under way sees the flag after it
+        released the lock and sends once more, so no queued change is left behind.
+        """
+        locks = self.store.locks
+        report: PushReport | None = None
+        locks.push_again.set()
+        while locks.push_again.is_set():
+            if not locks.push.acquire(blocking=blocking):
+                return report  # the holder sees push_again once it releases
+            try:
+                locks.push_again.clear()
+                step = push.push(
+                    self.store, client, wait=wait, coalesce=coalesce, retry_now=retry_now,
+                    backoff=backoff, chunk=chunk,
+                )
+            finally:
+                locks.push.release()
+            report = step if report is None else report.merged(step)
+            if step.sent or step.reads or step.failed:
+                self._tell("push", step.touched)
+            blocking, retry_now = False, False  # further rounds only for what came meanwhile
+        return report
 
 
 def connect(
@@ -265,8 +482,8 @@ def connect(
     if url:
         from .client import ApiClient
     client = ApiClient(url, tok, timeout=float(resolve("timeout"))) if url else None
-    push = resolve("auto_push", auto_push)
-    wb = Workbench(store, client, auto_push=push not in ("0", "False", "false", "no"))
+    auto = resolve("auto_push", auto_push)
+    wb = Workbench(store, client, auto_push=auto not in ("0", "False", "false", "no"))
     with store.connect():
         pass  # create or upgrade the file now, so errors surface here
     return wb

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sellerbench import exports
-from sellerbench.errors import ExportError
+from sellerbench.errors import ConfigError, ExportError
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
@@ -50,15 +50,8 @@ def test_format_argument_wins_over_suffix(wb: Workbench, out: Path) -> None:
         ("sellers.csv", {"format": "xml"}, "unknown export format"),
         ("sellers.parquet.gz", {}, "drop the .gz"),
         ("sellers.csv", {"source": "elsewhere"}, "source must be one of"),
-        ("sellers.csv", {"flagged": "yes"}, "flagged must be"),
         ("sellers.csv", {"columns": ["id", "colour"]}, "unknown column(s) 'colour'"),
         ("sellers.csv", {"columns": []}, "columns is empty"),
-        ("sellers.csv", {"where": "true; DROP TABLE sellers"}, "one SQL predicate"),
-        ("sellers.csv", {"where": "true -- comment"}, "one SQL predicate"),
-        ("sellers.csv", {"where": "true) UNION ALL SELECT * FROM visible_sellers WHERE (true"},
-         "unbalanced parentheses"),
-        ("sellers.csv", {"where": "times_seen >"}, "not valid SQL"),
-        ("sellers.csv", {"where": "colour = 'red'"}, "the export failed"),
         ("sellers.csv", {"source": "server"}, "needs an API"),
     ],
 )
@@ -68,6 +61,32 @@ def test_bad_input_is_refused_and_writes_nothing(
     with pytest.raises(ExportError) as caught:
         wb.export(out / name, progress=False, **options)
     assert message in str(caught.value)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"flagged": "yes"}, "flagged must be"),
+        ({"where": "true; DROP TABLE sellers"}, "one SQL predicate"),
+        ({"where": "true -- comment"}, "one SQL predicate"),
+        ({"where": "true) UNION ALL SELECT * FROM visible_sellers WHERE (true"},
+         "unbalanced parentheses"),
+        ({"where": "times_seen >"}, "not valid SQL"),
+        ({"where": "colour = 'red'"}, 'column "colour" not found'),
+    ],
+)
+def test_a_bad_filter_is_the_same_config_error_as_in_frames(
+    wb: Workbench, out: Path, options: dict, message: str
+) -> None:
+    """One filter (sellerbench.filters): a bad value is the same ConfigError whether it is
+    passed to an export or to wb.sellers, and no file appears."""
+    with pytest.raises(ConfigError) as caught:
+        wb.export(out / "sellers.csv", progress=False, **options)
+    assert message in str(caught.value)
+    with pytest.raises(ConfigError) as frame_error:
+        wb.sellers(**options)
+    assert str(frame_error.value) == str(caught.value)
     assert list(out.iterdir()) == []
 
 

@@ -55,11 +55,11 @@ from sellerbench.errors import (
     ServerError,
     TransportError,
 )
+from sellerbench.frames import sql_frame
 from sellerbench.magic import bind_parameters
 from sellerbench.server.embedded import EmbeddedServer, start
 from sellerbench.server.problems import flat_routes
 from sellerbench.settings import SETTINGS
-from sellerbench.sync import sql_frame
 from sellerbench.viewport import Viewport
 from sellerbench.workbench import Workbench, connect
 
@@ -456,12 +456,12 @@ def test_flagged_filters_take_booleans_only(synced, sec_server):
     for payload in ("x' OR '1'='1", "false", "'; DROP TABLE sellers; --", 1):
         with pytest.raises(SellerbenchError, match="flagged"):
             synced.sellers(flagged=payload)
-        with pytest.raises(ExportError, match="flagged"):
+        with pytest.raises(ConfigError, match="flagged"):
             synced.export(synced.store.path.parent / "f.csv", flagged=payload, progress=False)
     for search in ("\ud800", 5):  # a lone surrogate, a number: refused, not a duckdb error
         with pytest.raises(ConfigError, match="search"):
             synced.sellers(search=search)
-    with pytest.raises(ExportError):
+    with pytest.raises(ConfigError):
         synced.export(synced.store.path.parent / "s.csv", search="\ud800", progress=False)
     viewport = Viewport(synced.store)
     with pytest.raises(ConfigError):
@@ -517,7 +517,7 @@ def test_export_where_is_one_predicate_and_never_a_second_statement(synced):
     out = synced.store.path.parent / "where"
     out.mkdir()
     for i, where in enumerate(WHERE_REFUSED):
-        with pytest.raises(ExportError):
+        with pytest.raises(ConfigError):
             synced.export(out / f"w{i}.csv", where=where, progress=False)
     # A quote inside a literal is data: it selects exactly the seller of that name.
     report = synced.export(out / "literal.csv", where="display_name = 'x'' OR ''1''=''1'",
