@@ -88,14 +88,14 @@ def column_widths(columns: Sequence[Column], sample: pd.DataFrame | None = None
     """Each column as wide as its content or its header, whichever is wider: the header
     text (~7 px a character at the grid's 12 px font) plus its sort and menu icons; the
     content from ``sample`` (the first rows) when given, else a typical width; at most
-    300 px (a longer name is cut with an ellipsis, and shown whole on hover)."""
+    240 px (a longer name is cut with an ellipsis, and shown whole on hover)."""
     widths = {}
     for c in columns:
         content = COLUMN_WIDTHS.get(c.label, 120)
         if sample is not None and c.label in sample and len(sample):
             longest = int(sample[c.label].astype(str).str.len().quantile(0.95))
             content = 7 * longest + 16
-        widths[c.label] = min(max(content, 7 * len(c.label) + 44), 300)
+        widths[c.label] = min(max(content, 7 * len(c.label) + 44), 240)
     return widths
 
 
