@@ -127,8 +127,20 @@ def kernel_side(store: Store, n: int) -> dict[str, dict[str, Any]]:
     wb.undo()
     ours["re-sort s"], _ = timed(lambda: (grid.sort_by("Updated", True),
                                           grid.datagrid.answer(0, PAGE - 1)))
+    # A filter change: the rows are answered first, the profiles follow on their worker.
+    grid.profiles.wait(120)
+    start = time.perf_counter()
+    grid.set_flagged_filter("not flagged")
+    grid.datagrid.answer(0, PAGE - 1)
+    ours["filter s"] = time.perf_counter() - start
+    grid.profiles.wait(120)
+    ours["profiles s"] = time.perf_counter() - start - ours["filter s"]
+    where = grid.where_sql
     grid.close()
     out["ours"] = ours
+    # The peer: the same profiles as plain SQL over the cache under the same filter.
+    out["profiles as SQL on the cache"] = {"profiles s": timed(
+        lambda: sql_profiles(wb, where))[0]}
 
     def stream_peer() -> Any:
         frame = wb.sql(PEER_SQL.format(n=n)).set_index("id")
@@ -163,6 +175,18 @@ def kernel_side(store: Store, n: int) -> dict[str, dict[str, Any]]:
     wb.close()
     del pd
     return out
+
+
+def sql_profiles(wb: Workbench, where: str) -> None:
+    """What the grid's profiles hold, computed by plain SQL on the cache file."""
+    source = f"(SELECT * FROM visible_sellers WHERE {where})"
+    wb.sql(f"SELECT platform, count(*) n FROM {source} GROUP BY 1 ORDER BY n DESC LIMIT 5")
+    wb.sql(f"SELECT times_seen // 4 b, count(*) FROM {source} GROUP BY 1")
+    wb.sql(f"SELECT epoch_us(updated_at) // 1000000000 b, count(*) FROM {source} GROUP BY 1")
+    wb.sql(f"SELECT count(*) FILTER (WHERE flagged), approx_count_distinct(display_name) "
+           f"FROM {source}")
+    for column in ("first_seen_run_id", "last_seen_run_id"):
+        wb.sql(f"SELECT {column}, count(*) n FROM {source} GROUP BY 1 ORDER BY n DESC LIMIT 5")
 
 
 # -- browser ---------------------------------------------------------------------------------
@@ -419,7 +443,7 @@ def print_table(title: str, rows: dict[str, dict[str, Any]]) -> None:
 def _column_order(name: str) -> tuple[int, str]:
     order = ["rows", "build s", "first rows s", "page@0 ms", "page@mid ms", "middle rows in s",
              "middle s",
-             "flag 10k s", "re-sort s", "shipped MB", "kernel MB before", "kernel MB first",
+             "flag 10k s", "re-sort s", "filter s", "profiles s", "shipped MB", "kernel MB before", "kernel MB first",
              "kernel MB open",
              "kernel MB peak", "painter", "js errors"]
     return (order.index(name) if name in order else 99, name)
