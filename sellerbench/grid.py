@@ -1,9 +1,27 @@
 """SellersGrid: the interactive grid over the cache, for a million sellers, in JupyterLab.
 
 ``wb.grid()`` returns a ``SellersGrid``: an ipywidgets layout (search box, flagged
-filter, toolbar, status line, message line, detail panel) around ``SellersDataGrid``,
-an ipydatagrid ``StreamingDataGrid`` whose rows come from a ``Viewport``
-(``viewport.py``: SQL filters over the cache, an Arrow snapshot, pages as slices).
+filter, where box, column chooser, toolbar, one message line, status line, column
+profiles, detail panel) around ``SellersDataGrid``, an ipydatagrid ``StreamingDataGrid``
+whose rows come from a ``Viewport`` (``viewport.py``: SQL filters over the cache, an
+Arrow snapshot, pages as slices). Around it:
+
+- ``gridinput.ActionBox``: the search, where and name boxes. Enter or the box's button
+  sends the text typed *with* the action, read from the input at that instant; an
+  ipywidgets ``Text`` syncs its value as a state update the browser may hold back
+  behind an unanswered one, so a click could act on a prefix of the name.
+- ``gridpaint.GridPainter``: paints a column per copy, and reports right-drags, hovers
+  and keys (Ctrl+A, Ctrl+Z, Delete) from the grid's element.
+- ``profiles.ProfileStrip``: a histogram or top values above each column, computed by
+  DuckDB over the snapshot on a worker thread; a click filters the grid (cross-filter).
+- ``gridactions.GridActions``: what the toolbar, the keys and the drags do.
+
+The grid's state as SQL: ``grid.where_sql`` is every filter (search, flagged filter,
+header filters, profile clicks, where box) as one predicate over the
+``visible_sellers`` columns, values written in, which ``wb.sellers(where=...)``,
+``wb.export(where=...)`` and ``wb.sql`` accept and which selects exactly the rows
+shown; ``grid.selection`` is the selected ids (assign ids to restore a selection);
+``grid.columns`` the columns shown (assign labels to choose).
 
 How the streaming grid is used, and the defects of ipydatagrid 1.4 worked around here:
 
@@ -136,6 +154,7 @@ class SellersDataGrid(StreamingDataGrid):
         self.prepare: Callable[[], None] = lambda: None
         self.on_transforms: Callable[[list[dict[str, Any]]], None] = viewport.set_transforms
         self.on_error: Callable[[str, BaseException], None] = _raise
+        self.after_reply: Callable[[], None] = lambda: None  # rows sent (profiles may start)
         self.replies = 0  # data-replies sent (tests and benchmarks read it)
         self._last_range: tuple[int, int] | None = None
         kwargs.setdefault("selection_mode", "row")
@@ -203,6 +222,7 @@ class SellersDataGrid(StreamingDataGrid):
         self.send(reply, buffers)
         self.replies += 1
         self._last_range = (first, last)
+        self.after_reply()
         return reply
 
     def _answer_unique(self, label: str) -> None:
@@ -303,6 +323,7 @@ class SellersGrid(GridActions, widgets.VBox):
         self.profiles = ProfileStrip(self.viewport, self._lock, on_pick=self._picked,
                                      enabled=profiles)
         self.profiles.widths = dict(self.datagrid.column_widths)
+        self.profiles.on_error = self._show_error
         body = widgets.VBox([self.profiles, self.datagrid, self.painter],
                             layout=widgets.Layout(width="100%"))
         super().__init__([self.toolbar, self.actions_bar, self.column_bar, self.message_bar,
@@ -310,7 +331,7 @@ class SellersGrid(GridActions, widgets.VBox):
         self.add_class("sellerbench-grid")
         self._update_status()
         self._show_detail()
-        self.profiles.refresh()
+        self.profiles.refresh(deferred=True)  # after the first rows are answered
         wb.subscribe(self._on_event)
 
     # -- building ------------------------------------------------------------------
@@ -415,6 +436,7 @@ class SellersGrid(GridActions, widgets.VBox):
             layout=widgets.Layout(height=height, flex="1 1 auto"),
         )
         grid.prepare = self._prepare
+        grid.after_reply = lambda: self.profiles.kick()
         grid.on_transforms = lambda t: self._reorder(lambda: self.viewport.set_transforms(t))
         grid.on_error = self._show_error
         grid.observe(self._on_selections, "selections")
@@ -503,7 +525,8 @@ class SellersGrid(GridActions, widgets.VBox):
             self.datagrid._row_count = count
         if (self.viewport.builds, self.viewport.patches) != reads:
             self._update_status()
-            self.profiles.refresh()  # on its worker: the reply to the browser goes first
+            # On its worker, once the browser's rows are answered: the reply goes first.
+            self.profiles.refresh(deferred=True)
         if self._pinned is not None:
             pinned, self._pinned = self._pinned, None
             if isinstance(pinned, str):  # "all": every row, however many there are now

@@ -25,6 +25,21 @@ then costs ~7 copies instead of ~136.
 If the widget manager, ipydatagrid or Lumino change shape, nothing is wrapped and the
 grid paints as before; ``GridPainter.batched`` counts the grid views it wrapped
 (tests read it).
+
+The analyst's hands: having found the grid's view, the painter also listens on it (the
+origin system's grid is used this way) and sends one custom message per gesture, which
+``SellersGrid`` (``gridactions.py``) acts on through the mutation queue:
+
+- right-button drag: the rows passed are banded at once and sent on release as
+  ``{event: "paint", rows, first}``; the kernel flags them, or unflags them when ``first``
+  is flagged (the browser cannot know the flag of a row it has not drawn). The context
+  menu and Lumino's own selection never see the right button.
+- hover (250 ms still): ``{event: "hover", row}``; the kernel answers with the seller's
+  details, shown in a popup by the pointer.
+- keys in the grid: Ctrl+A (``select-all``: every seller under the filter, not only the
+  rows drawn), Ctrl+Z (``undo``), Delete (``delete``: asks first). The grid's element
+  carries ``data-lm-suppress-shortcuts`` so JupyterLab's notebook shortcuts (Ctrl+A
+  selects every cell, Z undoes a cell action) leave these keys to the grid.
 """
 
 from __future__ import annotations
@@ -116,6 +131,20 @@ function attachHands(view, model) {
     + 'border:1px solid var(--jp-border-color1,#999);box-shadow:0 2px 6px rgba(0,0,0,.25);'
     + 'padding:6px 8px;font-size:12px;pointer-events:none;white-space:nowrap';
   document.body.appendChild(popup);
+
+  // The column profiles above the grid (profiles.py) scroll sideways with its columns.
+  const syncProfiles = () => {
+    const strip = el.parentElement && el.parentElement.querySelector('.sellerbench-profiles');
+    if (strip && strip.scrollLeft !== grid.scrollX) strip.scrollLeft = grid.scrollX;
+  };
+  if (typeof grid.scrollTo === 'function') {
+    const scrollTo = grid.scrollTo;
+    grid.scrollTo = function (x, y) {
+      const result = scrollTo.call(this, x, y);
+      syncProfiles();
+      return result;
+    };
+  }
 
   let painting = null;  // {rows: Set, first}
   const band = (spot) => {

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import traitlets
 
+from .errors import ConfigError, SellerbenchError
 from .filters import PENDING_SQL, literal
 from .viewport import Column, Viewport
 
@@ -42,6 +43,7 @@ __all__ = ["ProfileStrip", "pick_clause", "profile_table"]
 BINS = 12
 TOP = 5
 DISTINCT_LIMIT = 10_000  # more distinct values than this: the distinct count alone
+DEFER_S = 0.25  # a deferred profile starts at the latest this long after the change
 
 
 def profile_table(table: pa.Table, columns: Sequence[Column], sources: dict[str, str],
@@ -230,8 +232,11 @@ export default {
       strip.style.display = model.get('enabled') ? 'flex' : 'none';
       const head = document.createElement('div');
       const rowHeader = model.get('row_header');
+      // Sticky: the strip scrolls sideways with the grid's columns (gridpaint.py), the
+      // corner above the row numbers stays.
       head.style.cssText = `width:${rowHeader}px;min-width:${rowHeader}px;font-size:10px;`
-        + 'color:#777;padding:2px';
+        + 'color:#777;padding:2px;box-sizing:border-box;position:sticky;left:0;z-index:1;'
+        + 'background:var(--jp-layout-color0,#fff)';
       head.textContent = model.get('busy') ? 'profiling…' : `${fmt(model.get('rows'))} rows`;
       if (model.get('error')) {
         head.textContent = 'no profiles';
@@ -277,23 +282,49 @@ class ProfileStrip(anywidget.AnyWidget):
         self._wanted = 0  # generation asked for
         self._done = 0  # generation whose profiles are shown
         self._worker: threading.Thread | None = None
+        self._deferred = False
         self.computed = 0  # profile runs finished (tests and benchmarks read it)
+        self.on_error: Callable[[str, BaseException], None] = lambda _w, exc: None
         self.on_msg(self._message)
 
-    def refresh(self) -> None:
-        """The snapshot changed: profile it again on the worker (never waited for)."""
+    def refresh(self, *, deferred: bool = False) -> None:
+        """The snapshot changed: profile it again on the worker (never waited for).
+
+        ``deferred``: start after the browser's next rows are answered (``kick``) rather
+        than now, so the profile's scan of the rows never competes with the reply the
+        analyst waits for; at the latest after ``DEFER_S`` (no browser may be asking).
+        """
         if not self.enabled:
             return
         with self._state:
             self._wanted += 1
+            self._deferred = deferred
+        self.busy = True
+        if deferred:
+            timer = threading.Timer(DEFER_S, self._start)
+            timer.daemon = True
+            timer.start()
+        else:
+            self._start()
+
+    def kick(self) -> None:
+        """Rows were answered: start a deferred profile now."""
+        if self._deferred:
+            self._start()
+
+    def _start(self) -> None:
+        with self._state:
+            self._deferred = False
+            if self._done >= self._wanted:
+                return
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="grid-profiles",
                                                 daemon=True)
                 self._worker.start()
-        self.busy = True
 
     def wait(self, timeout: float = 30) -> bool:
         """Block until the profiles of the latest snapshot are shown (tests, benchmarks)."""
+        self._start()
         with self._state:
             return self._state.wait_for(lambda: self._done >= self._wanted, timeout)
 
@@ -306,20 +337,26 @@ class ProfileStrip(anywidget.AnyWidget):
                 generation = self._wanted
             try:
                 with self._grid_lock:  # only to take the immutable table and its shape
-                    snap = self.viewport._snapshot()
-                    table, run_names = snap.table, list(snap.run_names[:-1])
-                    columns = list(self.viewport.columns)
-                    sources = {c.label: self.viewport._source(c.label) for c in columns}
-                profiles = profile_table(table, columns, sources, run_names)
-                for profile in profiles:
-                    _label_bins(profile)
-                error = None
+                    if self.viewport.stale:
+                        # Changed again since: the grid's next read rebuilds it and asks
+                        # anew; reading it here would cost that read twice.
+                        table = None
+                    else:
+                        snap = self.viewport._snapshot()
+                        table, run_names = snap.table, list(snap.run_names[:-1])
+                        columns = list(self.viewport.columns)
+                        sources = {c.label: self.viewport._source(c.label) for c in columns}
+                profiles, error = [], None
+                if table is not None:
+                    profiles = profile_table(table, columns, sources, run_names)
+                    for profile in profiles:
+                        _label_bins(profile)
             except Exception as exc:  # shown in place of the profiles, never raised
-                profiles, error = [], exc
+                table, profiles, error = None, [], exc
             with self._state:
-                if generation == self._wanted:
+                if generation == self._wanted and (table is not None or error is not None):
                     self.profiles = profiles
-                    self.rows = table.num_rows if error is None else 0
+                    self.rows = table.num_rows if table is not None else 0
                     self.error = "" if error is None else f"{type(error).__name__}: {error}"
                     self.busy = False
                     self.computed += 1
@@ -327,24 +364,33 @@ class ProfileStrip(anywidget.AnyWidget):
                 self._state.notify_all()
 
     def profile(self, label: str) -> dict[str, Any]:
-        for profile in self.profiles:
+        for profile in list(self.profiles):
             if profile["label"] == label:
                 return profile
-        raise KeyError(label)
+        raise ConfigError(f"no profile of column {label!r} is shown (yet)")
 
     def _message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
         label = content.get("column")
         if not isinstance(label, str):
             return
-        if content.get("event") == "pick":
-            self.pick(label, content.get("index"))
-        elif content.get("event") == "clear":
-            self._on_pick(label, None)
+        try:
+            if content.get("event") == "pick":
+                self.pick(label, content.get("index"))
+            elif content.get("event") == "clear":
+                self._on_pick(label, None)
+        except SellerbenchError as exc:
+            self.on_error("filter", exc)
 
     def pick(self, label: str, index: int | str) -> None:
         """Filter the grid to bar or value ``index`` of column ``label``'s profile (the
         same pick again removes it)."""
-        clause = pick_clause(self.viewport, self.profile(label), index)
+        profile = self.profile(label)
+        try:
+            clause = pick_clause(self.viewport, profile, index)
+        except (IndexError, KeyError, TypeError, ValueError):
+            # A click on profiles that changed meanwhile (another filter, a sync).
+            raise ConfigError(f"that part of the {label!r} profile is gone; click "
+                              f"again") from None
         self._on_pick(label, None if self.viewport.picks.get(label) == clause else clause)
 
 

@@ -63,12 +63,15 @@ def test_typed_text_reaches_the_kernel_whole(lab_page: LabPage, artifacts: Any) 
     seller = lab.kernel_json("grid.viewport.ids([(4, 4)])")[0]
     lab.wait_kernel("grid.selected_ids", [seller])
     box = page.locator(".sellerbench-rename input")
+    grid_top = grid.canvas.bounding_box()["y"]
     keep_kernel_busy(lab, 2)  # as when the grid or a cell keeps the kernel busy
     box.press_sequentially(name)  # full speed, no delay between keys ...
     page.locator(".sellerbench-rename button").click()  # ... and Rename at once
     lab.wait_kernel(f"wb.sql(\"SELECT display_name FROM visible_sellers WHERE id = "
                     f"'{seller}'\")['display_name'].tolist()", [name])
     wait_for(lambda: box.input_value() == "", 10, "the name box to empty after the rename")
+    assert "Renamed to" in page.locator(".sellerbench-message").inner_text()
+    assert grid.canvas.bounding_box()["y"] == grid_top  # the message line did not move it
     changes = lab.kernel_json("wb.pending()['change'].tolist()")
     assert len(changes) == 1 and name in changes[0], changes  # the queue holds it whole
 
@@ -167,6 +170,12 @@ def test_right_drag_keys_hover_and_profiles(lab_page: LabPage, artifacts: Any) -
     lab.wait_kernel("len(wb.sellers(where=grid.where_sql)) == grid.viewport.row_count", True)
     page.locator(".sellerbench-profile-clear").first.click()
     lab.wait_kernel("len(grid.profiles.picked)", 1)
+    # The profiles scroll sideways with the grid's columns.
+    mouse.move(*grid.point(3, x=200))
+    mouse.wheel(400, 0)
+    wait_for(lambda: page.evaluate(
+        "() => document.querySelector('.sellerbench-profiles').scrollLeft") > 0, 10,
+        "the profile strip to follow the grid's horizontal scroll")
     page.screenshot(path=str(artifacts / "grid-profiles.png"), full_page=True)
     assert page.js_errors == []
     lab.run("wb.close()")
