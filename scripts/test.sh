@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, unit and integration tests against the real reference
-# server, notebooks under nbval, browser tests in headless Chromium, benchmarks in quick mode.
+# The whole test suite: lint, the type checker, unit and integration tests against the
+# real reference server, the wheel installed into fresh venvs (3.11 and 3.13), the demo
+# with every notebook in its JupyterLab environment, the notebooks under nbval, browser
+# tests in headless Chromium, benchmarks in quick mode.
+#
+# Arguments go to pytest, e.g. the quick subset while working:
+#   bash scripts/test.sh -m "not slow and not browser"
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
@@ -15,7 +20,8 @@ fi
 lint=(sellerbench tests)
 [ -d benchmarks ] && lint+=(benchmarks)
 .venv/bin/ruff check "${lint[@]}"
+.venv/bin/mypy  # [tool.mypy] in pyproject.toml: the files and the settings
 .venv/bin/python -m pytest -p no:cacheprovider -q "$@" tests
 if compgen -G "notebooks/*.ipynb" >/dev/null; then
-    .venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax notebooks
+    .venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax "$@" notebooks
 fi

@@ -2,36 +2,147 @@
 
 Each subcommand is a small function taking the parsed arguments; options that are
 settings come from ``settings.SETTINGS`` so the CLI, ``sb.connect()`` and the README agree.
+
+What a person sees in the terminal:
+
+- a bad flag, argument or SELLERBENCH_* variable is one line naming it and what it
+  accepts, exit code 2 (never a traceback);
+- an error sellerbench raises on purpose is one line, exit code 1, with the fix spelled
+  as CLI flags rather than Python arguments (``_for_the_terminal``);
+- commands that only read (``status``, ``export``, ``runs``, ``push --pending``) open the
+  cache read-only: they never create a cache nor turn another file into one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, NoReturn
 
-from .errors import SellerbenchError
-from .settings import SETTINGS
+from .errors import CacheError, ConfigError, SellerbenchError
+from .settings import SETTINGS, flag_of, value
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+# Settings that are flags of the commands that talk to a cache or an API.
+_CONNECTION = tuple(s.name for s in SETTINGS if s.cli)
+# What a new cache file may be called: `--cache notes.txt` is a mistake, not a new cache.
+CACHE_SUFFIXES = (".duckdb", ".db", ".ddb")
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB file
 
 
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+class UsageError(SellerbenchError):
+    """A bad flag, argument or variable: one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (``sellerbench export: ...``) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+# -- argument types: each says what it accepts -------------------------------------------
+
+
+def _number(kind: type, minimum: float, what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            number = kind(text)
+        except ValueError:
+            number = None
+        if number is None or number != number or number < minimum or number == float("inf"):
+            raise argparse.ArgumentTypeError(f"accepts {what}, not {text!r}")
+        return number
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+_COUNT = _number(int, 1, "a whole number >= 1")
+_SECONDS = _number(float, 0, "a number of seconds >= 0")
+_INTERVAL = _number(float, 0.1, "a number of seconds >= 0.1")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"accepts a date like 2024-05-01, not {text!r}"
+        ) from None
+
+
+# -- settings, the cache file and the workbench -----------------------------------------
+
+
+def _setting(args: argparse.Namespace, name: str) -> Any:
+    """A setting's checked value: its flag when given, else its variable or default."""
+    given = getattr(args, name, None)
+    return value(name, given, origin="flag")
+
+
+def _check_settings(args: argparse.Namespace) -> None:
+    """Every setting checked before anything runs, the flags and the variables alike."""
     for setting in SETTINGS:
-        if setting.name in ("api_url", "token", "cache"):
-            flag = "--" + setting.name.replace("_", "-")
-            parser.add_argument(flag, default=None, help=f"{setting.help} [{setting.env}]")
+        _setting(args, setting.name)
 
 
-def _workbench(args: argparse.Namespace):
+def _cache_path(args: argparse.Namespace, *, must_exist: bool) -> Path:
+    """The cache the command will open, refused before DuckDB sees it when it is another
+    kind of file, or missing for a command that only reads."""
+    path = Path(_setting(args, "cache"))
+    shown = flag_of("cache") if getattr(args, "cache", None) else "SELLERBENCH_CACHE"
+    if path.is_dir():
+        raise UsageError(f"{shown} {path} is a folder; it accepts a DuckDB file path")
+    if path.exists():
+        with path.open("rb") as handle:
+            head = handle.read(12)
+        if (len(head) >= 12 and head[8:12] != _DUCKDB_MAGIC) or 0 < len(head) < 12:
+            raise UsageError(
+                f"{shown} {path} is not a DuckDB file; it accepts a sellerbench cache "
+                f"(or a new file name ending in {' or '.join(CACHE_SUFFIXES)})"
+            )
+        return path
+    if must_exist:
+        raise CacheError(
+            f"no cache at {path}; `sellerbench sync` creates it (this command only reads)"
+        )
+    if path.suffix.lower() not in CACHE_SUFFIXES:
+        raise UsageError(
+            f"{shown} {path} does not exist and is not named like a cache; it accepts a "
+            f"file name ending in {' or '.join(CACHE_SUFFIXES)}"
+        )
+    return path
+
+
+def _workbench(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     from .workbench import connect
 
-    return connect(args.api_url, args.token, args.cache)
+    _check_settings(args)
+    cache = _cache_path(args, must_exist=read_only)
+    if getattr(args, "timeout", None) is not None:  # connect() reads it from the variable
+        os.environ["SELLERBENCH_TIMEOUT"] = str(_setting(args, "timeout"))
+    return connect(
+        getattr(args, "api_url", None), getattr(args, "token", None), cache,
+        lock_timeout=_setting(args, "lock_timeout"), read_only=read_only,
+    )
 
 
-def _print(value: object) -> None:
-    print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+def _print(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+# -- commands ----------------------------------------------------------------------------
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -41,6 +152,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
+    _check_settings(args)
+    if not _setting(args, "api_url"):
+        raise UsageError("sync needs an API: give --api-url and --token, or set "
+                         "SELLERBENCH_API_URL and SELLERBENCH_TOKEN")
     with _workbench(args) as wb:
         report = wb.sync(progress=not args.quiet, full=args.full)
     print(report)
@@ -48,7 +163,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    with _workbench(args) as wb:
+    with _workbench(args, read_only=args.pending) as wb:
         if args.pending:
             frame = wb.pending()
             print(frame.to_string(index=False) if len(frame) else "nothing queued")
@@ -58,30 +173,142 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0 if report.still_pending == 0 and report.failed == 0 else 1
 
 
+def _probe_api(url: str, token: str, timeout: float) -> dict[str, Any]:
+    """Did the API answer, and did it take the token? One try each, no retries."""
+    from .client import ApiClient
+    from .errors import ApiError, AuthError
+
+    answer: dict[str, Any] = {"url": url, "answered": False, "token": "not checked"}
+    with ApiClient(url, token, timeout=min(timeout, 10.0), retries=0) as client:
+        try:
+            health = client.health()
+        except ApiError as exc:
+            answer["error"] = str(exc)
+            return answer
+        answer.update(answered=True, api_version=health.api_version,
+                      features=sorted(health.features))
+        try:
+            client.categories()  # needs the token's read permission, costs one small page
+        except AuthError as exc:
+            answer.update(token="refused", error=str(exc))
+        except ApiError as exc:
+            answer.update(token="not checked", error=str(exc))
+        else:
+            answer["token"] = "accepted"
+    return answer
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    with _workbench(args) as wb:
-        _print(wb.status())
+    """What the cache holds (read-only) and whether the API answers and takes the token.
+    Exit 0 when both are fine or no API is set; 1 when the API did not answer or refused
+    the token."""
+    _check_settings(args)
+    url, token = _setting(args, "api_url"), _setting(args, "token")
+    if url and not token:
+        raise ConfigError("an API url is set but no token: give --token or set "
+                          "SELLERBENCH_TOKEN")
+    cache = _cache_path(args, must_exist=False)
+    shown: dict[str, Any]
+    if cache.exists():
+        from .workbench import Workbench, connect
+
+        with connect(None, None, cache, lock_timeout=_setting(args, "lock_timeout"),
+                     read_only=True) as offline:
+            shown = offline.status()
+        assert isinstance(offline, Workbench)
+    else:
+        shown = {"cache": str(cache), "note": "no cache yet: `sellerbench sync` creates it"}
+    if not url:
+        shown["api"] = {"url": None, "answered": None,
+                        "note": "no API set (--api-url or SELLERBENCH_API_URL): offline"}
+        _print(shown)
+        return 0
+    api = _probe_api(url, str(token), float(_setting(args, "timeout")))
+    shown["server"] = url
+    shown["api"] = api
+    _print(shown)
+    if not api["answered"]:
+        print(f"sellerbench status: the API at {url} did not answer: {api.get('error')}",
+              file=sys.stderr)
+        return 1
+    if api["token"] != "accepted":
+        print(f"sellerbench status: the API at {url} answered but {api['token']} the token"
+              f" ({api.get('error')}); check --token or SELLERBENCH_TOKEN", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from . import runs
+    from .errors import NotFoundError
 
-    with _workbench(args) as wb:
+    with _workbench(args, read_only=True) as wb:
         if args.action == "watch":
+            if args.run_id is not None:
+                try:
+                    runs.run(wb, args.run_id)  # before any progress line is printed
+                except NotFoundError:
+                    raise UsageError(
+                        f"runs watch: there is no collection run {args.run_id!r}; "
+                        f"`sellerbench runs` lists them"
+                    ) from None
             watcher = runs.watch_text(wb, args.run_id, interval=args.interval)
             return 1 if watcher.message.startswith("stopped") else 0
+        if args.run_id is not None:
+            raise UsageError("runs list takes no run id; use `sellerbench runs watch RUN_ID`")
         print(runs.table(wb, limit=args.limit))
     return 0
+
+
+def _check_where(wb: Any, where: str | None) -> None:
+    """A --where mistake named as one, before the export starts: the column it names
+    that does not exist, or where its syntax breaks."""
+    import duckdb
+
+    if where is None or not wb.store.path.exists():
+        return
+    with wb.store.connect() as con:
+        columns = [row[0] for row in con.execute("DESCRIBE visible_sellers").fetchall()]
+        try:
+            con.execute(f"SELECT 1 FROM visible_sellers WHERE ({where}) LIMIT 0")
+        except duckdb.BinderException as exc:
+            match = re.search(r'column "([^"]+)" not found', str(exc))
+            what = f"there is no column {match.group(1)!r}" if match else \
+                str(exc).splitlines()[0].replace("Binder Error: ", "")
+            raise UsageError(
+                f"--where {where!r}: {what}; the columns are {', '.join(columns)}"
+            ) from None
+        except duckdb.ParserException as exc:
+            detail = str(exc).splitlines()[0].replace("Parser Error: ", "")
+            raise UsageError(
+                f"--where {where!r} is not one SQL predicate ({detail}); e.g. "
+                f"--where \"times_seen > 3 AND platform = 'ebay'\""
+            ) from None
+        except duckdb.Error:
+            return  # type mistakes and the like: the export says what it met
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     flagged = True if args.flagged else False if args.unflagged else None
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    with _workbench(args) as wb:
+    if args.columns is not None and not columns:
+        raise UsageError("--columns is empty; it accepts column names separated by commas")
+    # Reading the cache never changes it. With no cache file yet, the server's export
+    # streams through a throwaway cache (the workbench needs one) that is removed after.
+    _check_settings(args)
+    cache = _cache_path(args, must_exist=False)
+    with contextlib.ExitStack() as stack:
+        source, existing = args.source, cache.exists()
+        if not existing:
+            if source == "cache" or not _setting(args, "api_url"):
+                _cache_path(args, must_exist=True)  # raises: no cache, nothing to read
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="sellerbench-"))
+            args.cache, source = str(Path(folder) / "cache.duckdb"), "server"
+        wb = stack.enter_context(_workbench(args, read_only=existing))
+        _check_where(wb, args.where)
         report = wb.export(
             args.path, flagged=flagged, search=args.search, where=args.where, columns=columns,
-            format=args.format, source=args.source, overwrite=args.overwrite,
+            format=args.format, source=source, overwrite=args.overwrite,
             neutralize=not args.no_neutralize, progress=not args.quiet,
         )
     print(report)
@@ -89,25 +316,83 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .reports import run_report
-
+    try:
+        from .reports import run_report
+    except ImportError as exc:
+        raise SellerbenchError(
+            f"the report needs the report extra ({exc.name} is missing): "
+            f"pip install 'sellerbench[report]'"
+        ) from None
+    _check_settings(args)
+    url = _setting(args, "api_url")
+    # Without an API the report reads the cache as it is: it must exist.
+    cache = _cache_path(args, must_exist=not url)
     result = run_report(
         args.output, flagged_only=args.flagged_only, since=args.since,
-        api_url=args.api_url, token=args.token, cache=args.cache, progress=not args.quiet,
+        api_url=url, token=_setting(args, "token"), cache=cache,
+        progress=not args.quiet, overwrite=args.overwrite,
     )
     print(result)
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """Move a damaged cache aside, keeping the queued changes it can still read."""
+    from .store import Store
+
+    _check_settings(args)
+    # Another kind of file is refused, never moved aside: only a DuckDB file is rebuilt.
+    path = _cache_path(args, must_exist=True)
+    store = Store(path, lock_timeout=_setting(args, "lock_timeout"))
+    if not args.force:
+        problem = _damage(path, float(_setting(args, "lock_timeout")))
+        if problem is None:
+            print(f"the cache {path} reads fine; nothing rebuilt (--force rebuilds anyway)")
+            return 0
+    print(store.rebuild())
+    return 0
+
+
+def _damage(path: Path, lock_timeout: float) -> str | None:
+    """Why the cache cannot be read in full, or None when every table reads."""
+    from .errors import CacheCorruptError, CacheVersionError
+    from .store import Store
+
+    try:
+        store = Store(path, lock_timeout=lock_timeout, read_only=True)
+        with store.connect() as con:
+            for table in ("sellers", "collection_runs", "mutations", "sync_state", "meta"):
+                con.execute(f"SELECT count(*), sum(hash(t)) FROM {table} t").fetchall()
+    except CacheVersionError:
+        return None  # a newer or older file is not a damaged one
+    except CacheCorruptError as exc:
+        return str(exc)
+    except Exception as exc:  # any other failure to read counts as damage here
+        return str(exc).splitlines()[0]
+    return None
+
+
+# -- the parser --------------------------------------------------------------------------
+
+
+def _add_connection_options(parser: argparse.ArgumentParser,
+                            names: Sequence[str] = _CONNECTION) -> None:
+    for setting in SETTINGS:
+        if setting.name in names:
+            parser.add_argument(setting.flag, default=None, metavar=setting.name.upper(),
+                                help=f"{setting.help} [{setting.env}]")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sellerbench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    doc = __doc__ or "sellerbench"
+    parser = _Parser(prog="sellerbench", description=doc.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the reference API server")
     try:
         from .server.main import add_serve_arguments
-    except ImportError:  # the server package is optional for a client-only install
-        serve.set_defaults(func=lambda _args: print("the server is not installed") or 1)
+    except ImportError:  # the server is an extra: sellerbench[server]
+        serve.set_defaults(func=_server_missing)
     else:
         add_serve_arguments(serve)
         serve.set_defaults(func=cmd_serve)
@@ -120,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     push = sub.add_parser("push", help="send queued seller changes to the API now")
     _add_connection_options(push)
-    push.add_argument("--wait", type=float, default=10.0,
+    push.add_argument("--wait", type=_SECONDS, default=10.0,
                       help="seconds to keep retrying changes that failed for now (default 10)")
     push.add_argument("--one-by-one", action="store_true",
                       help="one request per change instead of bulk calls")
@@ -134,8 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("action", nargs="?", choices=("list", "watch"), default="list",
                       help="list (default) or watch progress until the runs end")
     runs.add_argument("run_id", nargs="?", help="watch this run (default: every active run)")
-    runs.add_argument("--limit", type=int, default=20, help="runs to list (default 20)")
-    runs.add_argument("--interval", type=float, default=2.0,
+    runs.add_argument("--limit", type=_COUNT, default=20, help="runs to list (default 20)")
+    runs.add_argument("--interval", type=_INTERVAL, default=2.0,
                       help="seconds between polls where the activity stream is unavailable")
     _add_connection_options(runs)
     runs.set_defaults(func=cmd_runs)
@@ -159,25 +444,80 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="run the report notebook, write offline HTML")
     report.add_argument("--flagged-only", action="store_true", help="only flagged sellers")
-    report.add_argument("--since", help="runs and seller changes on or after this date")
+    report.add_argument("--since", type=_day,
+                        help="runs and seller changes on or after this date (YYYY-MM-DD)")
     report.add_argument("--output", default="report", help="folder to write (default: report)")
+    report.add_argument("--overwrite", action="store_true",
+                        help="replace a report already in the folder")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_connection_options(report)
     report.set_defaults(func=cmd_report)
 
-    status = sub.add_parser("status", help="what the cache holds and what is pending")
+    status = sub.add_parser(
+        "status", help="what the cache holds, what is pending, whether the API answers"
+    )
     _add_connection_options(status)
     status.set_defaults(func=cmd_status)
+
+    rebuild = sub.add_parser(
+        "rebuild", help="move a damaged cache aside, keep its queued changes, start afresh"
+    )
+    rebuild.add_argument("--force", action="store_true",
+                         help="rebuild even when the cache reads fine")
+    _add_connection_options(rebuild, ("cache", "lock_timeout"))
+    rebuild.set_defaults(func=cmd_rebuild)
     return parser
 
 
+def _server_missing(_args: argparse.Namespace) -> int:
+    raise SellerbenchError(
+        "the reference server is not installed: pip install 'sellerbench[server]'"
+    )
+
+
+# Library messages spell fixes as Python; in a terminal they name the CLI's flags.
+_FOR_THE_TERMINAL: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"pass overwrite=True to replace it"), "add --overwrite to replace it"),
+    (re.compile(r"pass overwrite=True"), "add --overwrite"),
+    (re.compile(r"check SELLERBENCH_TOKEN or pass token=\.\.\."),
+     "check --token or SELLERBENCH_TOKEN"),
+    (re.compile(r"pass token=\.\.\. or set SELLERBENCH_TOKEN"),
+     "give --token or set SELLERBENCH_TOKEN"),
+    (re.compile(r"pass api_url and token to sb\.connect\(\), or set"),
+     "give --api-url and --token, or set"),
+    (re.compile(r"rebuild it with sellerbench\.store\.Store\((['\"])(.*?)\1\)\.rebuild\(\)"),
+     r"rebuild it with `sellerbench rebuild --cache \2`"),
+    (re.compile(r"Store\((['\"])(.*?)\1\)\.rebuild\(\)"), r"`sellerbench rebuild --cache \2`"),
+    (re.compile(r"pass format='csv' / 'json' / 'ndjson' / 'parquet'"),
+     "give --format csv, json, ndjson or parquet"),
+    (re.compile(r"source='server'"), "--source server"),
+    (re.compile(r"\bwhere must be\b"), "--where must be"),
+    (re.compile(r"\bthe where predicate\b"), "the --where predicate"),
+    (re.compile(r"\bcolumns is empty; leave it out"), "--columns is empty; leave it out"),
+    (re.compile(r"open it once read-write"), "run `sellerbench sync` once"),
+)
+
+
+def for_the_terminal(message: str) -> str:
+    """A library message with its Python fixes spelled as CLI flags."""
+    for pattern, replacement in _FOR_THE_TERMINAL:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the process exit code (0 fine, 1 failed, 2 misused)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and getattr(args, "func", None) is not _server_missing:  # it says why anyway
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return args.func(args) or 0
+        return int(args.func(args) or 0)
+    except (ConfigError, UsageError) as exc:
+        print(f"sellerbench {args.command}: {for_the_terminal(str(exc))}", file=sys.stderr)
+        return 2
     except SellerbenchError as exc:
-        print(f"sellerbench: {exc}", file=sys.stderr)
+        print(f"sellerbench: {for_the_terminal(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -16,7 +16,7 @@ Which cache: ``-c PATH`` / ``--cache PATH``; else the Workbench named by ``-w NA
 / ``--wb NAME``; else the only Workbench among the notebook's variables; else the
 ``SELLERBENCH_CACHE`` setting.
 
-Why our own magic rather than jupysql (installed, 0.11): jupysql reaches DuckDB through a
+Why our own magic rather than jupysql (no longer a dependency): jupysql reaches DuckDB through a
 SQLAlchemy URL, which needs duckdb-engine (not a dependency), or through a connection
 object that the kernel keeps open, which would hold the cache's write lock for the
 kernel's whole life and block ``sellerbench sync`` from another kernel or terminal; it
@@ -106,6 +106,8 @@ class SqlMagics(Magics):
             query = f"{query}\n{cell}".strip()
         if not query:
             raise SellerbenchError("%sql needs a query, e.g. %sql SELECT count(*) FROM sellers")
+        if self.shell is None:  # only when the magic is called outside IPython
+            raise SellerbenchError("%sql runs inside IPython: %load_ext sellerbench.magic")
         namespace = self.shell.user_ns
         store = self._store(options, namespace)
         query, params = bind_parameters(query, namespace)

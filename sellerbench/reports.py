@@ -1,14 +1,19 @@
-"""Report notebooks: run ``notebooks/04-export-report.ipynb`` headless, write offline HTML.
+"""Report notebooks: run the report notebook headless, write offline HTML.
 
     sellerbench report --flagged-only --since 2024-05-01 --output report/
 
-``run_report`` executes the notebook with papermill (its ``parameters`` cell holds
-``flagged_only``, ``since`` and ``output_dir``) in a Python kernel of this very
-environment, then converts the executed notebook to one HTML file without code cells.
-The plots are PNG images embedded in the page (base64) and the page loads nothing from
-the network: no require.js, MathJax, widget or mermaid scripts from a CDN, so it opens
-offline, from a mail attachment or a file share. The data files the notebook writes
-(``sellers.csv``, ``sellers.parquet``, ``runs.csv``) sit beside ``report.html``.
+``run_report`` executes ``sellerbench/report.ipynb`` (shipped inside the package; its
+``parameters`` cell holds ``flagged_only``, ``since`` and ``output_dir``) with papermill
+in a Python kernel of this very environment, working in the output folder, then converts
+the executed notebook to one HTML file without code cells. The page says when it was
+made, from which API and cache. The charts are SVG images embedded in the page (base64)
+whose text stays text, so the reader's browser draws seller names in any script with its
+own fonts (a PNG would need a CJK font on the machine that made it). The page loads
+nothing from the network: no require.js, MathJax, widget or mermaid scripts from a CDN,
+so it opens offline, from a mail attachment or a file share. The data files the notebook
+writes (``sellers.csv``, ``sellers.parquet``, ``runs.csv``) sit beside ``report.html``,
+linked from it. A folder that already holds a report is left alone unless
+``overwrite=True`` (``sellerbench report --overwrite``), as with exports.
 
 The helpers the notebook calls live here too, so they are tested without a kernel:
 ``open_workbench``, ``collect`` (the frames), the three ``plot_*`` functions and
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html as html_text
 import io
 import os
 import re
@@ -26,9 +32,9 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +44,27 @@ from .errors import ExportError
 
 __all__ = [
     "NOTEBOOK",
+    "OUTPUTS",
+    "Chart",
     "ReportData",
     "ReportParams",
     "ReportResult",
     "collect",
     "external_references",
+    "file_links",
     "open_workbench",
     "plot_flagged_share",
     "plot_sellers_per_run",
     "plot_top_sellers",
+    "provenance",
     "run_report",
     "write_data",
 ]
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04-export-report.ipynb"
+# Package data (pyproject's [tool.setuptools.package-data]): found wherever we are installed.
+NOTEBOOK = Path(__file__).resolve().with_name("report.ipynb")
+# What a report writes into its folder; an existing one is kept unless asked.
+OUTPUTS = ("report.html", "report.ipynb", "sellers.csv", "sellers.parquet", "runs.csv")
 KERNEL_NAME = "python3"
 OWN_KERNEL_NAME = "sellerbench-python3"
 TOP_SELLERS = 15
@@ -62,12 +75,6 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block data_png scoped -%}
-<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
-<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
- alt="{{ (output | get_metadata('alt', 'image/png')) or 'plot' | escape_html }}">
-</div>
-{%- endblock data_png -%}
 """
 _TEMPLATE_FILE = "sellerbench_offline.html.j2"
 
@@ -103,6 +110,7 @@ class ReportParams:
 
 
 def parse_since(since: object) -> date | None:
+    """``since`` as a date (None, a date, or text like 2024-05-01), else ExportError."""
     if since is None or since == "":
         return None
     if isinstance(since, date):
@@ -114,6 +122,7 @@ def parse_since(since: object) -> date | None:
 
 
 def default_output_dir() -> Path:
+    """Where the notebook writes its data files when run by hand without ``output_dir``."""
     return Path(tempfile.gettempdir()) / "sellerbench-report"
 
 
@@ -126,6 +135,7 @@ class ReportData:
     platforms: pd.DataFrame
     top: pd.DataFrame
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tied: int = 0  # sellers left out of ``top`` though seen as often as its last one
 
 
 def open_workbench() -> Any:
@@ -136,7 +146,7 @@ def open_workbench() -> Any:
     if os.environ.get("SELLERBENCH_API_URL"):
         wb = sb.connect()
     elif os.environ.get("SELLERBENCH_CACHE"):
-        return sb.connect()
+        return sb.connect(read_only=True)  # a report reads the cache, never changes it
     else:
         wb = sb.demo()
     wb.sync(progress=False)
@@ -162,7 +172,15 @@ def collect(wb: Any, params: ReportParams) -> ReportData:
         sellers = con.sql(sellers_sql, params=since).to_arrow_table()
         runs = con.sql(runs_sql, params=since).to_arrow_table()
     sellers, runs = sellers.to_pandas(), runs.to_pandas()
-    top = sellers.nlargest(TOP_SELLERS, "times_seen")
+    # Many sellers share a count: ties go by name, so the same ones show every time.
+    ranked = sellers.assign(_name=sellers["display_name"].str.casefold()).sort_values(
+        ["times_seen", "_name", "id"], ascending=[False, True, True], na_position="last"
+    )
+    top = ranked.head(TOP_SELLERS)
+    tied = 0
+    if len(top) == TOP_SELLERS and len(ranked) > TOP_SELLERS:
+        last = top["times_seen"].iloc[-1]
+        tied = int((ranked["times_seen"].iloc[TOP_SELLERS:] == last).sum())
     summary = pd.DataFrame(
         {
             "sellers": [len(sellers)],
@@ -177,8 +195,35 @@ def collect(wb: Any, params: ReportParams) -> ReportData:
         sellers,
         runs,
         _platform_share(sellers),
-        top[["display_name", "platform", "times_seen", "flagged"]].reset_index(drop=True),
+        top[["id", "display_name", "platform", "times_seen", "flagged"]].reset_index(drop=True),
         summary,
+        tied,
+    )
+
+
+def provenance(wb: Any, params: ReportParams, data: ReportData) -> str:
+    """The report's first lines (Markdown): what it covers, when it was made, from which
+    API and cache, and when that cache last synced. Never the token."""
+    scope = "flagged only" if params.flagged_only else "flagged or not"
+    period = f"since {params.since:%d %B %Y}" if params.since else "all time"
+    made = datetime.now(UTC).strftime("%d %B %Y, %H:%M UTC")
+    api = wb.client.base_url if getattr(wb, "client", None) is not None else None
+    synced = None
+    with contextlib.suppress(Exception):  # an old cache without a sync row says "never"
+        synced = wb.status().get("last_sync")
+    source = f"the API at `{api}`" if api else "the cache alone (no API, offline)"
+    return (
+        f"**{len(data.sellers):,} sellers** ({scope}) and **{len(data.runs):,} collection "
+        f"runs**, {period}.\n\n"
+        f"Made on {made} from {source}; cache `{wb.store.path}`, last synced "
+        f"{synced.replace('T', ' ')[:16] + ' UTC' if synced else 'never'}."
+    )
+
+
+def file_links(files: Sequence[Path]) -> str:
+    """The data files as a Markdown list of links, relative to the report beside them."""
+    return "\n".join(
+        f"- [{path.name}]({path.name}) ({path.stat().st_size:,} bytes)" for path in files
     )
 
 
@@ -195,36 +240,28 @@ def _platform_share(sellers: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Png:
-    """A rendered plot: shows as an image in a notebook, embeds as base64 in HTML."""
+class Chart:
+    """A rendered chart as SVG whose text is text: shows inline in a notebook, embeds as
+    a base64 image in the HTML. The reader's browser draws the names with its fonts."""
 
-    data: bytes
+    svg: str
     title: str
 
-    def _repr_png_(self) -> tuple[bytes, dict[str, str]]:
-        return self.data, {"alt": self.title}  # the HTML report's alt text
+    def _repr_svg_(self) -> tuple[str, dict[str, str]]:
+        return self.svg, {"alt": self.title}  # the HTML report's alt text
 
     def data_uri(self) -> str:
-        return "data:image/png;base64," + base64.b64encode(self.data).decode("ascii")
+        return "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode()).decode()
 
 
-# Seller names come in every script: fall back to wider fonts where installed.
-_FONT_CHAIN = ("DejaVu Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans",
-               "WenQuanYi Zen Hei", "Arial Unicode MS")
-
-
-def _fonts() -> list[str]:
-    from matplotlib import font_manager
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return [name for name in _FONT_CHAIN if name in installed] or ["sans-serif"]
+# DejaVu Sans (matplotlib's own) sets the layout; the browser falls back per glyph to the
+# reader's fonts for scripts it lacks (CJK, Arabic, ...), since the SVG keeps text as text.
+_FONTS = ["DejaVu Sans", "sans-serif"]
 
 
 def _figure(title: str, height: float = 3.6) -> tuple[Any, Any]:
-    import matplotlib
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    matplotlib.rcParams["font.family"] = _fonts()
     figure = Figure(figsize=(8, height), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     axes.set_title(title, loc="left", fontsize=12, fontweight="bold")
@@ -232,12 +269,22 @@ def _figure(title: str, height: float = 3.6) -> tuple[Any, Any]:
     return figure, axes
 
 
-def _png(figure: Any, title: str) -> Png:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # a name in a script no installed font covers
+_SVG_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
+_SVG_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
+
+
+def _chart(figure: Any, title: str) -> Chart:
+    import matplotlib
+
+    buffer = io.StringIO()
+    with warnings.catch_warnings(), matplotlib.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": "sellerbench", "font.family": _FONTS}
+    ):
         warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
-        figure.savefig(buffer, format="png")
-    return Png(buffer.getvalue(), title)
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    # No XML prolog, DOCTYPE (it names a URL) or RDF block: the page needs none of them.
+    svg = _SVG_METADATA.sub("", _SVG_PROLOG.sub("", buffer.getvalue()))
+    return Chart(svg, title)
 
 
 def _label(name: object, width: int) -> str:
@@ -253,12 +300,13 @@ def _empty(axes: Any, text: str) -> None:
     axes.set_yticks([])
 
 
-def plot_sellers_per_run(runs: pd.DataFrame) -> Png:
+def plot_sellers_per_run(runs: pd.DataFrame) -> Chart:
+    """One bar per run, oldest first: sellers found, and the part found for the first time."""
     title = "Sellers found per run"
     figure, axes = _figure(title)
     if runs.empty:
         _empty(axes, "no collection runs in this period")
-        return _png(figure, title)
+        return _chart(figure, title)
     labels = [_label(n, 28) for n in runs["name"]]
     found = runs["sellers_found"].fillna(0).astype(int)
     new = runs["sellers_new"].fillna(0).astype(int)
@@ -267,15 +315,16 @@ def plot_sellers_per_run(runs: pd.DataFrame) -> Png:
     axes.set_xticks(range(len(runs)), labels, rotation=45, ha="right", fontsize=8)
     axes.set_ylabel("sellers")
     axes.legend(frameon=False)
-    return _png(figure, title)
+    return _chart(figure, title)
 
 
-def plot_flagged_share(platforms: pd.DataFrame) -> Png:
+def plot_flagged_share(platforms: pd.DataFrame) -> Chart:
+    """Per platform, the share of sellers flagged, with the counts written beside the bar."""
     title = "Flagged share by platform"
     figure, axes = _figure(title, height=0.6 + 0.5 * max(len(platforms), 2))
     if platforms.empty:
         _empty(axes, "no sellers")
-        return _png(figure, title)
+        return _chart(figure, title)
     shares = platforms["share"] * 100
     bars = axes.barh(platforms["platform"], shares, color="#E45756")
     for bar, flagged, total in zip(bars, platforms["flagged"], platforms["sellers"], strict=True):
@@ -284,21 +333,45 @@ def plot_flagged_share(platforms: pd.DataFrame) -> Png:
     axes.set_xlim(0, 110)
     axes.set_xlabel("% of sellers flagged")
     axes.invert_yaxis()
-    return _png(figure, title)
+    return _chart(figure, title)
 
 
-def plot_top_sellers(top: pd.DataFrame) -> Png:
+def _distinct_labels(top: pd.DataFrame, width: int) -> list[str]:
+    """One label per seller: a name cut to ``width``, with the platform and the id's
+    start added where two labels would read the same."""
+    labels = [_label(n, width) for n in top["display_name"]]
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label.casefold()] = seen.get(label.casefold(), 0) + 1
+    return [
+        label if seen[label.casefold()] == 1 else
+        f"{_label(label, width - 16)} ({platform} {str(sid)[:6]})"
+        for label, platform, sid in zip(labels, top["platform"], top["id"], strict=True)
+    ]
+
+
+def plot_top_sellers(top: pd.DataFrame, tied: int = 0) -> Chart:
+    """One bar per seller, its count written on it, ties in name order; ``tied`` sellers
+    seen as often as the last bar but left out are said under the chart."""
     title = f"Top {TOP_SELLERS} sellers by times seen"
-    figure, axes = _figure(title, height=0.8 + 0.3 * max(len(top), 3))
+    figure, axes = _figure(title, height=1.0 + 0.3 * max(len(top), 3))
     if top.empty:
         _empty(axes, "no sellers")
-        return _png(figure, title)
+        return _chart(figure, title)
     colours = ["#E45756" if f else "#54A24B" for f in top["flagged"]]
-    axes.barh([_label(n, 40) for n in top["display_name"]], top["times_seen"], color=colours)
-    axes.set_xlabel("times seen (red: flagged)")
-    axes.tick_params(axis="y", labelsize=8)
+    seen = top["times_seen"].fillna(0).astype(int)
+    positions = list(range(len(top)))
+    bars = axes.barh(positions, seen, color=colours)
+    axes.set_yticks(positions, _distinct_labels(top, 40), fontsize=8)
+    for bar, count in zip(bars, seen, strict=True):
+        axes.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {count:,}",
+                  va="center", fontsize=8)
+    axes.set_xlim(0, max(int(seen.max()), 1) * 1.12)
+    note = (f"; {tied:,} more seller(s) seen {int(seen.iloc[-1]):,} times are not shown"
+            if tied else "")
+    axes.set_xlabel(f"times seen (red: flagged){note}")
     axes.invert_yaxis()
-    return _png(figure, title)
+    return _chart(figure, title)
 
 
 def write_data(wb: Any, params: ReportParams, data: ReportData) -> list[Path]:
@@ -343,12 +416,22 @@ def run_report(
     cache: str | os.PathLike[str] | None = None,
     timeout: float = 600,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> ReportResult:
     """Execute the report notebook headless and write ``report.html`` into ``output_dir``.
 
-    ``api_url``, ``token`` and ``cache`` reach the kernel as SELLERBENCH_* variables
-    (never as notebook parameters, so the token is not written into the notebook).
-    With none of them set anywhere, the notebook starts a demo server.
+    Args:
+        output_dir: the folder for ``report.html``, the executed notebook and the data
+            files (created when missing).
+        flagged_only: only flagged sellers.
+        since: only runs started and sellers changed on or after this day (UTC).
+        notebook: another report notebook with the same ``parameters`` cell.
+        api_url, token, cache: reach the kernel as SELLERBENCH_* variables (never as
+            notebook parameters, so the token is not written into the notebook). With
+            none of them set anywhere, the notebook starts a demo server.
+        timeout: seconds one cell may run.
+        progress: show papermill's progress bar.
+        overwrite: replace a report already in ``output_dir`` (else ExportError).
     """
     started = time.perf_counter()
     source = Path(notebook) if notebook else NOTEBOOK
@@ -356,6 +439,14 @@ def run_report(
         raise ExportError(f"the report notebook {source} is missing; pass notebook=PATH")
     when = parse_since(since)
     out = Path(output_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file; the report needs a folder")
+    existing = [name for name in OUTPUTS if (out / name).exists()]
+    if existing and not overwrite:
+        raise ExportError(
+            f"{out} already holds a report ({', '.join(existing)}); pass overwrite=True "
+            f"to replace it, or choose another folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     executed = out / "report.ipynb"
     parameters = {
@@ -366,7 +457,7 @@ def run_report(
     settings = {"SELLERBENCH_API_URL": api_url, "SELLERBENCH_TOKEN": token,
                 "SELLERBENCH_CACHE": str(cache) if cache else None}
     with _environment(settings):
-        _execute(source, executed, parameters, timeout, progress)
+        _execute(source, executed, parameters, timeout, progress, out)
     html = out / "report.html"
     write_html(executed, html)
     files = [p for p in (out / "sellers.csv", out / "sellers.parquet", out / "runs.csv")
@@ -392,7 +483,7 @@ def _environment(values: dict[str, str | None]) -> Iterator[None]:
 
 
 def _execute(source: Path, executed: Path, parameters: dict[str, Any], timeout: float,
-             progress: bool) -> None:
+             progress: bool, workdir: Path) -> None:
     import papermill
 
     try:
@@ -401,7 +492,7 @@ def _execute(source: Path, executed: Path, parameters: dict[str, Any], timeout: 
             papermill.execute_notebook(
                 str(source), str(executed), parameters=parameters, kernel_name=name,
                 progress_bar=progress, log_output=False, execution_timeout=timeout,
-                cwd=str(source.parent), km=_kernel_manager(name, Path(sockets)),
+                cwd=str(workdir), km=_kernel_manager(name, Path(sockets)),
             )
     except papermill.PapermillExecutionError as exc:
         raise ExportError(
@@ -468,7 +559,7 @@ def write_html(executed: Path, html: Path) -> None:
     notebook = nbformat.read(executed, as_version=4)
     for cell in notebook.cells:  # warnings and progress bars are not part of the report
         if cell.get("cell_type") == "code":
-            cell["outputs"] = [o for o in cell.get("outputs", [])
+            cell["outputs"] = [_svg_as_image(o) for o in cell.get("outputs", [])
                                if o.get("name") != "stderr"]
     exporter = HTMLExporter(
         template_name="lab",
@@ -487,6 +578,20 @@ def write_html(executed: Path, html: Path) -> None:
     tmp = html.with_name(f".{html.name}.part")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, html)
+
+
+def _svg_as_image(output: Any) -> Any:
+    """An SVG chart as an <img> with a data URI: one self-contained image with its alt
+    text, rather than markup inlined into the page."""
+    data = output.get("data", {})
+    if "image/svg+xml" not in data:
+        return output
+    svg = data["image/svg+xml"]
+    alt = output.get("metadata", {}).get("image/svg+xml", {}).get("alt", "chart")
+    uri = Chart(svg if isinstance(svg, str) else "".join(svg), alt).data_uri()
+    output["data"] = {"text/html": f'<img alt="{html_text.escape(alt)}" src="{uri}">'}
+    output["metadata"] = {}
+    return output
 
 
 _EXTERNAL = re.compile(

@@ -226,7 +226,8 @@ _DAMAGE = ("corrupt database file", "could not read enough bytes",
            "not a valid duckdb database", "checksum")
 
 
-def _is_damage(exc: BaseException) -> bool:
+def is_damage(exc: BaseException) -> bool:
+    """Whether a DuckDB error says the file is damaged (not the query wrong)."""
     text = str(exc).lower()
     return any(mark in text for mark in _DAMAGE)
 
@@ -252,7 +253,7 @@ class Rebuilt:
 # No extension is installed or loaded behind the analyst's back: a query naming a
 # function of a known extension (CALL dbgen, read from https://...) would otherwise
 # download and load code into the kernel. json, parquet and icu are built in.
-_CONFIG = {
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "checkpoint_threshold": "1GB",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -277,6 +278,12 @@ class FileLocks:
 
 _LOCKS: dict[str, FileLocks] = {}
 _LOCKS_GUARD = threading.Lock()
+# Opening and closing DuckDB connections, one at a time in this process: a connection
+# opened while another thread opens or closes one on the same database sometimes could
+# not see DuckDB's Python table function (``Catalog Error: Table Function with name
+# python_arrow_scan does not exist``; duckdb 2.0.1, seen in ~1 of 3 runs of two threads
+# opening connections beside a third writing, never with this lock). Both take ~1 ms.
+_OPEN_GUARD = threading.Lock()
 
 
 def file_locks(path: Path) -> FileLocks:
@@ -328,7 +335,8 @@ class Store:
         except duckdb.Error as exc:
             raise self.error(exc) from exc
         finally:
-            con.close()
+            with _OPEN_GUARD:
+                con.close()
 
     @contextlib.contextmanager
     def writing(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -373,7 +381,7 @@ class Store:
 
     def error(self, exc: duckdb.Error) -> CacheError:
         """The CacheError an escaping DuckDB error means, with what to do about it."""
-        if _is_damage(exc):
+        if is_damage(exc):
             # A damaged block is met only when read: say so, whatever was reading it.
             return CacheCorruptError(self._corrupt_message(str(exc)))
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -400,12 +408,8 @@ class Store:
         delay = 0.01
         while True:
             try:
-                con = duckdb.connect(
-                    str(self.path),
-                    read_only=self.read_only,
-                    config=_CONFIG,
-                )
-                return con
+                with _OPEN_GUARD:
+                    return duckdb.connect(str(self.path), read_only=self.read_only, config=_CONFIG)
             except duckdb.IOException as exc:
                 text = str(exc)
                 if "lock" not in text.lower():

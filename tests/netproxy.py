@@ -20,7 +20,8 @@ request (a chunk from the client that starts with a method), from ``random.Rando
 - ``slow``: the answer arrives a few bytes at a time with pauses (its first
   ``slow_bytes``; the rest at full speed, so a big page stays bounded in time).
 
-``exempt`` request paths (``/health`` by default) are never faulted. ``counts`` says how
+``exempt`` request paths (``/health`` by default) are never faulted; with ``methods``
+(e.g. ``WRITES``) only requests of those methods are (reads pass untouched). ``counts`` says how
 many of each fired; ``enabled`` switches every fault off and on while it runs.
 
 ``cuts`` are not drawn: each request whose path holds one of ``cut_paths`` (the activity
@@ -44,6 +45,7 @@ from urllib.parse import urlsplit
 
 FAULTS = ("reset", "reset_after", "truncate", "stall", "slow")
 _METHODS = (b"GET ", b"POST ", b"PATCH ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ")
+WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 
 class FaultProxy:
@@ -54,6 +56,7 @@ class FaultProxy:
         seed: int = 0,
         rates: Mapping[str, float] | None = None,
         exempt: tuple[str, ...] = ("/health",),
+        methods: tuple[str, ...] | None = None,
         stall: float = 1.5,
         slow_bytes: int = 2048,
         cuts: Sequence[int] = (),
@@ -66,6 +69,7 @@ class FaultProxy:
         if unknown:
             raise ValueError(f"unknown faults {unknown}")
         self.exempt = exempt
+        self.methods = methods
         self.stall = stall
         self.slow_bytes = slow_bytes
         self.cuts = list(cuts)
@@ -134,12 +138,13 @@ class FaultProxy:
             self._spawn(self._requests, downstream, upstream, link)
             self._spawn(self._answers, upstream, downstream, link)
 
-    def _draw(self, path: str) -> tuple[str | None, float]:
+    def _draw(self, path: str, method: str = "GET") -> tuple[str | None, float]:
         """This request's fault (or None) and a number in [0, 1) to place it."""
         with self._lock:
             self.requests += 1
             roll, where = self._rng.random(), self._rng.random()
-            if not self.enabled or path in self.exempt:
+            spared = self.methods is not None and method not in self.methods
+            if not self.enabled or path in self.exempt or spared:
                 return None, where
             for name in FAULTS:
                 rate = self.rates.get(name, 0.0)
@@ -157,7 +162,8 @@ class FaultProxy:
                 break
             if data.startswith(_METHODS):
                 path = _path(data)
-                fault, where = self._draw(path)
+                method = data.split(b" ", 1)[0].decode("latin-1")
+                fault, where = self._draw(path, method)
                 # A cut inside the first 900 bytes: the headers (~150-300) or the body.
                 link["fault"], link["budget"] = fault, 1 + int(where * 900)
                 if any(part in path for part in self.cut_paths):
@@ -247,9 +253,16 @@ def _recv(sock: socket.socket) -> bytes:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST (SO_LINGER 0), as a crashed peer or a middlebox does."""
+    """Close with RST (SO_LINGER 0), as a crashed peer or a middlebox does.
+
+    SHUT_RD first: it wakes the other thread of the link blocked in ``recv`` on this
+    socket (sends nothing). Without it the close only drops this thread's reference,
+    the kernel keeps the socket open for that ``recv``, and the RST is never sent: the
+    client waits out its whole read timeout instead of seeing the reset."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 

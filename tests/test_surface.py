@@ -6,19 +6,13 @@ from sellerbench import errors
 
 def test_public_names_are_exactly_these():
     assert sorted(sellerbench.__all__) == sorted(
-        [
-            "ApiError",
-            "AuthError",
-            "CacheError",
-            "CacheLockedError",
-            "MutationError",
-            "SellerbenchError",
-            "Workbench",
-            "__version__",
-            "connect",
-            "demo",
-        ]
+        [*errors.__all__, "Workbench", "__version__", "connect", "demo"]
     )
+
+
+def test_every_error_class_is_importable_from_the_package():
+    for name in errors.__all__:
+        assert getattr(sellerbench, name) is getattr(errors, name)
 
 
 def test_every_error_descends_from_the_one_base():

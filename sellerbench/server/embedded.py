@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from ..settings import data_dir
 from . import activity, demo
 from .app import create_app
 from .auth import ensure_demo_tokens
@@ -36,12 +37,10 @@ TOKENS_NAME = "tokens.json"
 
 
 def data_root() -> Path:
-    """``data/`` of the checkout we run in (found upwards from the cwd), else ``./data``."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "sellerbench").is_dir():
-            return folder / "data"
-    return here / "data"
+    """The per-user data folder (``sellerbench.settings.data_dir()``: SELLERBENCH_HOME,
+    else e.g. ``~/.local/share/sellerbench``); demo servers live under ``demo/`` there,
+    never inside the installed package or a guessed checkout."""
+    return data_dir()
 
 
 def _fresh_dir() -> Path:

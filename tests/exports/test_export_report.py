@@ -22,7 +22,7 @@ from .exportdata import AWKWARD_NAMES, fill
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG_URI = "data:image/svg+xml;base64,"
 
 
 def add_runs(store: Store) -> None:
@@ -80,17 +80,56 @@ def test_collect_applies_flagged_only_and_since(report_wb: Workbench, tmp_path: 
     assert narrow.summary.loc[0, "since"] == "2024-06-15"
 
 
-def test_plots_are_pngs_even_without_data(report_wb: Workbench, tmp_path: Path) -> None:
+def test_plots_are_svgs_even_without_data(report_wb: Workbench, tmp_path: Path) -> None:
     data = reports.collect(report_wb, reports.ReportParams.of(False, None, tmp_path))
     nothing = reports.collect(report_wb, reports.ReportParams.of(False, "2099-01-01", tmp_path))
     for source in (data, nothing):
         plots = [reports.plot_sellers_per_run(source.runs),
                  reports.plot_flagged_share(source.platforms),
-                 reports.plot_top_sellers(source.top)]
+                 reports.plot_top_sellers(source.top, source.tied)]
         for plot in plots:
-            data, metadata = plot._repr_png_()
-            assert data.startswith(PNG_MAGIC) and metadata["alt"] == plot.title
-            assert plot.data_uri().startswith("data:image/png;base64,iVBOR")
+            svg, metadata = plot._repr_svg_()
+            assert svg.startswith("<svg") and metadata["alt"] == plot.title
+            assert "<!DOCTYPE" not in svg and "<metadata" not in svg  # they name URLs
+            assert not re.search(r"href=\"https?:", svg)
+            assert plot.data_uri().startswith(SVG_URI)
+
+
+def test_names_in_any_script_stay_text_for_the_reader_fonts(tmp_path: Path) -> None:
+    """A PNG drawn where no CJK font is installed shows empty boxes; the SVG keeps each
+    name as text, which the reader's browser draws with its own fonts."""
+    names = ["山田商店", "김민준 상회", "متجر الأمل", "Ωmega Shop"]
+    top = pd.DataFrame({"id": [f"id-{i}" for i in range(4)], "display_name": names,
+                        "platform": "ebay", "times_seen": [9, 8, 7, 6],
+                        "flagged": [True, False, False, False]})
+    svg = reports.plot_top_sellers(top).svg
+    for name in names:
+        assert f">{name}</text>" in svg
+    assert "sans-serif" in svg  # the browser's fallback chain, not matplotlib's glyphs
+
+
+def test_top_sellers_tell_ties_apart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ties.duckdb")
+    names = [f"Shop {chr(ord('a') + i)}" for i in range(20)] + ["SHOP A"[:4] + " Z", "Big"]
+    fill(store, names)
+    with store.connect() as con:
+        con.execute("UPDATE sellers SET times_seen = 4")
+        con.execute("UPDATE sellers SET times_seen = 9 WHERE display_name = 'Big'")
+    wb = Workbench(store, None)
+    try:
+        data = reports.collect(wb, reports.ReportParams.of(False, None, tmp_path / "o"))
+    finally:
+        wb.close()
+    assert list(data.top["display_name"])[:3] == ["Big", "Shop a", "Shop b"]  # ties by name
+    assert data.tied == len(names) - reports.TOP_SELLERS
+    chart = reports.plot_top_sellers(data.top, data.tied).svg
+    assert f"{data.tied} more seller(s) seen 4 times are not shown" in chart
+    assert len(re.findall(r">\s*4</text>", chart)) >= 14  # each bar carries its count
+    same = pd.DataFrame({"id": ["aaaaaa-1", "bbbbbb-2"], "display_name": ["x" * 60, "x" * 60 + "y"],
+                         "platform": ["ebay", "etsy"], "times_seen": [3, 3],
+                         "flagged": [False, False]})
+    labels = reports._distinct_labels(same, 40)
+    assert len(set(labels)) == 2 and "ebay aaaaaa" in labels[0]
 
 
 def test_write_data_uses_the_export_filters(report_wb: Workbench, tmp_path: Path) -> None:
@@ -140,12 +179,14 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     output = folder / "out"
     code = main(["report", "--cache", str(store.path), "--flagged-only",
                  "--since", "2024-03-01", "--output", str(output), "--quiet"])
-    return {"code": code, "output": output, "html": output / "report.html"}
+    return {"code": code, "output": output, "html": output / "report.html",
+            "cache": store.path}
 
 
 def test_report_command_writes_html_and_data(rendered: dict[str, Any]) -> None:
     assert rendered["code"] == 0
     assert not list(reports.NOTEBOOK.parent.glob("kernel*"))  # no kernel sockets left behind
+    assert reports.NOTEBOOK.parent.name == "sellerbench"  # package data, not notebooks/
     names = sorted(p.name for p in rendered["output"].iterdir())
     assert names == ["report.html", "report.ipynb", "runs.csv", "sellers.csv",
                      "sellers.parquet"]
@@ -163,12 +204,33 @@ def test_report_html_is_offline_and_has_no_code(rendered: dict[str, Any]) -> Non
     assert reports.external_references(html) == []
     tags = re.findall(r"<(?:script|link)\b[^>]*>", html, flags=re.IGNORECASE)
     assert not [t for t in tags if re.search(r"(src|href)\s*=", t, re.IGNORECASE)]
-    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', html)
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/svg\+xml;base64,', html)
     assert images == ["Sellers found per run", "Flagged share by platform",
                       "Top 15 sellers by times seen"]
     assert "from sellerbench import reports" not in html  # no code cells
+    assert not re.search(r"(?:src|href)\s*=\s*[\"']?https?:", html)  # no web resource
+    text = re.sub(r"<[^>]+>", " ", html)
+    for how_to in ("papermill", "sellerbench report", "Run it", "Parameters"):
+        assert how_to not in text  # the page is the report, not the notebook's manual
+    made = re.search(r"Made on (\d{2} \w+ \d{4}, \d{2}:\d{2} UTC) from (.*?); cache", text)
+    assert made and "the cache alone" in made.group(2)
+    assert str(rendered["cache"]) in text
+    links = re.findall(r'<a href="([^"]+)"', html)
+    assert {"sellers.csv", "sellers.parquet", "runs.csv"} <= set(links)
     assert 'class="highlight hl-ipython3"' not in html
     assert "Sellers found per run" in html and "Flagged share by platform" in html
+
+
+def test_an_existing_report_is_kept_unless_overwrite(rendered: dict[str, Any]) -> None:
+    from sellerbench.cli import main
+
+    before = rendered["html"].read_bytes()
+    args = ["report", "--cache", str(rendered["cache"]), "--output", str(rendered["output"]),
+            "--quiet"]
+    assert main(args) == 1
+    assert rendered["html"].read_bytes() == before
+    with pytest.raises(ExportError, match="already holds a report"):
+        reports.run_report(rendered["output"], cache=rendered["cache"])
 
 
 def _look_at(html: Path) -> dict[str, Any]:

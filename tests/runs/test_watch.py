@@ -288,3 +288,38 @@ def test_cli_lists_runs_and_watches_one(srv, admin, tmp_path, capsys):
     listed = capsys.readouterr().out
     assert "from the cli" in listed and "completed" in listed
     assert srv.tokens["viewer"] not in watched + listed
+
+
+def test_the_watchers_syncs_run_while_a_cell_changes_sellers(srv, admin):
+    """ipykernel 7: the watcher syncs on its thread while a cell flags and renames on the
+    main thread, and the widget is closed from a third: nothing but completed work, no
+    error from either side, and every change the cell made is pushed and synced."""
+    admin.sync(progress=False)
+    ids = list(admin.sellers()["id"][:30])
+    run = admin.start_run("busy cell", TWO_DEPARTMENTS)
+    widget = admin.watch(run["id"], sync_every=0.2)
+    expected: dict[str, tuple[bool, str]] = {}
+    for round_ in range(6):
+        for i, seller in enumerate(ids):
+            flagged = (i + round_) % 2 == 0
+            name = f"busy cell {i} r{round_}"
+            admin.flag(seller, flagged)
+            admin.rename(seller, name)
+            expected[seller] = (flagged, name)
+    assert widget.wait(60)
+    closer = threading.Thread(target=widget.close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive()
+    assert not [e for e in widget.watcher.errors if e.startswith("sync failed")]
+    assert widget.watcher.syncs >= 1
+    admin.push()
+    admin.sync(progress=False)
+    assert admin.pending().empty
+    shown = admin.sellers().set_index("id").loc[ids]
+    assert {s: (bool(r.flagged), r.display_name) for s, r in shown.iterrows()} == expected
+    marks = ",".join("?" * len(ids))
+    with srv.storage.read() as conn:
+        server = {r[0]: (bool(r[1]), r[2]) for r in conn.execute(
+            f"SELECT id, flagged, display_name FROM sellers WHERE id IN ({marks})", ids)}
+    assert server == expected

@@ -55,5 +55,5 @@ def test_errors_are_one_clear_line(server: Any, tmp_path: Path) -> None:
     assert wrong.returncode == 1 and wrong.stdout == ""
     assert wrong.stderr.startswith("sellerbench: 401") and "SELLERBENCH_TOKEN" in wrong.stderr
     assert "Traceback" not in wrong.stderr
-    offline = _run("sync", "--cache", cache)
-    assert offline.returncode == 1 and "no API to sync with" in offline.stderr
+    offline = _run("sync", "--cache", cache)  # a missing setting: a misuse, exit 2
+    assert offline.returncode == 2 and "sync needs an API" in offline.stderr

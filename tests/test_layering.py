@@ -1,0 +1,81 @@
+"""The layering of issue 12, checked on the source: data flows API -> sync -> store ->
+frames/grid/exports and the Workbench orchestrates; nothing below it reaches back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pyarrow as pa
+
+import sellerbench
+from sellerbench.schema import RUN, SELLER
+from sellerbench.store import Store
+
+PACKAGE = Path(sellerbench.__file__).parent
+# The engine: works on the store and client it is given.
+BELOW = ("client", "exports", "filters", "frames", "mutations", "outcomes", "pages", "push",
+         "schema", "settings", "store", "sync", "viewport", "watch", "errors")
+
+
+def _tree(name: str) -> ast.Module:
+    return ast.parse((PACKAGE / f"{name}.py").read_text(), filename=f"{name}.py")
+
+
+def _runtime_imports(tree: ast.Module) -> set[str]:
+    """Modules imported outside ``if TYPE_CHECKING:`` blocks (relative names kept)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom):
+            found.add("." * node.level + (node.module or ""))
+            found.update("." * node.level + a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_no_module_below_the_workbench_imports_it_or_reaches_into_it() -> None:
+    for name in BELOW:
+        tree = _tree(name)
+        imports = _runtime_imports(tree)
+        assert not {".workbench", "sellerbench.workbench", ".grid", ".runs"} & imports, name
+        source = ast.unparse(tree)
+        for reach in ("wb._", "._changed(", "__dict__", "_watchers"):
+            assert reach not in source, f"{name}.py reaches into the workbench: {reach}"
+
+
+def test_sync_does_not_reach_push_and_push_does_not_reach_sync() -> None:
+    """The Workbench orchestrates push-then-pull; neither module imports the other."""
+    assert not {".push", ".mutations"} & _runtime_imports(_tree("sync"))
+    assert not {".sync"} & _runtime_imports(_tree("push"))
+    assert "ImportError" not in ast.unparse(_tree("sync"))
+
+
+def test_the_cache_tables_have_the_records_columns(tmp_path: Path) -> None:
+    """schema.py is the one definition: the cache a migration builds has exactly its
+    columns and types (a new field without a migration, or the reverse, fails here)."""
+    store = Store(tmp_path / "cache.duckdb")
+    with store.connect() as con:
+        for table, record in (("sellers", SELLER), ("collection_runs", RUN)):
+            described = {
+                name: kind for name, kind, *_ in con.execute(f"DESCRIBE {table}").fetchall()
+            }
+            assert described == record.duckdb_types(), table
+
+
+def test_page_schemas_and_export_types_derive_from_the_records() -> None:
+    from sellerbench import exports, pages
+
+    assert SELLER.arrow_schema() == pages.SELLER_SCHEMA
+    assert RUN.arrow_schema() == pages.RUN_SCHEMA
+    assert SELLER.duckdb_types() == exports.SELLER_TYPES
+    assert pages.SELLER_SCHEMA.field("times_seen").type == pa.int32()
