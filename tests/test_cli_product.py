@@ -350,3 +350,15 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for command in ("serve", "sync", "status", "push", "export", "report", "runs", "rebuild"):
         assert command in out
+
+
+def test_listing_runs_from_the_api_creates_no_cache(
+    server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "none.duckdb"
+    code, out, err = run("runs", "--api-url", server.url, "--token", server.tokens["viewer"],
+                         "--cache", str(missing), capsys=capsys)
+    assert code == 0, err
+    assert "live from the API" in out
+    assert not missing.exists() and list(tmp_path.iterdir()) == [tmp_path / "home"] or \
+        list(tmp_path.iterdir()) == []
