@@ -323,7 +323,7 @@ class ApiClient:
         for field in ("success_count", "failed_count"):
             _expect(body, field, int, "POST /sellers/bulk")
         _expect(body, "errors", list, "POST /sellers/bulk")
-        return body  # type: ignore[return-value]
+        return body
 
     def update_seller(
         self,
@@ -561,7 +561,7 @@ class ApiClient:
             raise error
         delay = min(self.max_backoff, self.backoff * 2**attempt)
         delay = random.uniform(delay / 2, delay)  # jitter: clients that failed together spread
-        if rate_limited and error.retry_after is not None:
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
             if error.retry_after > self.max_retry_after:
                 raise error
             delay = max(delay, error.retry_after)

@@ -179,6 +179,7 @@ def _format_of(target: Path, given: str | None) -> tuple[str, bool]:
     gzip = bool(suffixes) and suffixes[-1] == ".gz"
     if gzip:
         suffixes = suffixes[:-1]
+    fmt: str | None
     if given is not None:
         fmt = given.lower().lstrip(".")
         fmt = {"jsonl": "ndjson", "pq": "parquet"}.get(fmt, fmt)
@@ -220,13 +221,13 @@ def _route(
             raise ExportError("source='server' needs an API; connect with an API url and token")
         pending = con.execute(
             "SELECT count(*) FROM mutations WHERE state = 'pending'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         note = f"; {pending} pending change(s) are not in it (push first)" if pending else ""
         return "server", f"asked for the server: its current state{note}"
-    rows = con.execute("SELECT EXISTS (SELECT 1 FROM visible_sellers)").fetchone()[0]
+    rows = con.execute("SELECT EXISTS (SELECT 1 FROM visible_sellers)").fetchall()[0][0]
     synced = con.execute(
         "SELECT count(*) FROM sync_state WHERE feed = 'sellers' AND last_synced IS NOT NULL"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if rows or synced:
         return "cache", (
             "the cache has been synced: a local COPY is the fastest path and the only "
@@ -328,7 +329,7 @@ def _copy(
 
     def run() -> None:
         try:
-            outcome["rows"] = con.execute(sql, query.params).fetchone()[0]
+            outcome["rows"] = con.execute(sql, query.params).fetchall()[0][0]
         except BaseException as exc:  # handed to the calling thread
             outcome["error"] = exc
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from .errors import SellerbenchError
 from .filters import SellerFilter, first_line
+from .store import is_damage
 
 if TYPE_CHECKING:
     from .client import ApiClient
@@ -79,6 +80,8 @@ def sql_frame(
         try:
             return to_frame(_read(con, query, params))
         except duckdb.Error as exc:
+            if is_damage(exc):
+                raise store.error(exc) from exc  # the file, not the query: CacheCorruptError
             raise SellerbenchError(f"the query failed: {first_line(exc)}") from exc
 
 

@@ -61,6 +61,7 @@ class Result(StrEnum):
     SPLIT = "split"
     LOOKUP = "lookup"
     RESOLVED = "resolved"
+    MIXED = "mixed"  # a bulk create: each mutation's own result is in per_mut
 
 
 class Settled(NamedTuple):
@@ -161,11 +162,13 @@ def read_heads(con: duckdb.DuckDBPyConnection) -> list[Mut]:
         ORDER BY h.seq
         """
     ).fetchall()
-    return [
-        Mut(*r[:16], server_flagged=r[16], server_updated=r[17],
-            server_deleted=bool(r[18]), batch_size=r[19])
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        mut = Mut(*r[:16])
+        mut.server_flagged, mut.server_updated = r[16], r[17]
+        mut.server_deleted, mut.batch_size = bool(r[18]), r[19]
+        out.append(mut)
+    return out
 
 
 def record(
@@ -179,9 +182,9 @@ def record(
     if not outcomes:
         return settled
     now = datetime.now(UTC)
-    cols: dict[str, list] = {k: [] for k in ("id", "o_result", "o_error", "o_next",
+    cols: dict[str, list[Any]] = {k: [] for k in ("id", "o_result", "o_error", "o_next",
                                              "o_sent", "o_new")}
-    moves: dict[str, list] = {"old": [], "new": [], "seq": []}
+    moves: dict[str, list[Any]] = {"old": [], "new": [], "seq": []}
     lost: dict[str, list] = {"local": [], "error": []}
     for o in outcomes:
         if o.result == Result.RESOLVED:
@@ -196,8 +199,8 @@ def record(
             ):
                 cols[name].append(value)
             if new is not None and new != m.seller_id:
-                for name, value in zip(moves, (m.seller_id, new, m.seq), strict=True):
-                    moves[name].append(value)
+                for key, moved in zip(moves, (m.seller_id, new, m.seq), strict=True):
+                    moves[key].append(moved)
             settled.append(Settled(m, result, error))
             if result == Result.FAILED and m.kind == "create":
                 lost["local"].append(m.seller_id)

@@ -361,9 +361,10 @@ class Pusher:
     def _look_up(self, muts: list[Mut]) -> list[Outcome]:
         """Read the server's current rows for ``muts`` (base contract: by time window)."""
         anchors = [m.anchor if m.sent_at is not None else m.server_updated for m in muts]
-        since = None if any(a is None for a in anchors) else min(anchors)
+        known = [a for a in anchors if a is not None]
+        since = min(known) if len(known) == len(anchors) else None
         want_ids = {m.seller_id for m in muts if self._is_flag(m)}
-        want_names = {m.normalized for m in muts if self._is_create(m)}
+        want_names = {m.normalized for m in muts if self._is_create(m) and m.normalized}
         try:
             by_id, by_name = self._scan(since, want_ids, want_names)
         except AuthError:
@@ -375,7 +376,7 @@ class Pusher:
             if self._is_flag(m):
                 out.append(self._settle_flag(m, by_id.get(m.seller_id)))
             else:
-                out.append(self._settle_create(m, by_name.get(m.normalized)))
+                out.append(self._settle_create(m, by_name.get(m.normalized or "")))
         return out
 
     def _scan(
@@ -435,13 +436,13 @@ class Pusher:
     def _plan(self, heads: list[Mut]) -> list[Call]:
         calls: list[Call] = []
         batches: dict[str, list[Mut]] = {}
-        loose: dict[tuple, list[Mut]] = {}
+        loose: dict[tuple[str, object], list[Mut]] = {}
         for m in heads:
             if m.batch is not None:
                 batches.setdefault(m.batch, []).append(m)
                 continue
             action = self._action(m)
-            group = (action, m.flagged if action == "flag_bulk" else None)
+            group: tuple[str, object] = (action, m.flagged if action == "flag_bulk" else None)
             # Sent alone before with no answer: again alone, as the same request (its key
             # must meet the same body, or a create could land twice).
             alone = m.solo or not self.coalesce or (m.sent_at is not None and not m.resolved)
@@ -643,7 +644,8 @@ class Pusher:
         if call.action in ("create", "recreate"):
             return self._created(m, dict(c.create_seller(m.name or "", idempotency_key=key)))
         if call.action == "create_bulk":
-            return self._bulk_created(muts, c.create_sellers_bulk([x.name for x in muts], key))
+            names = [x.name or "" for x in muts]
+            return self._bulk_created(muts, c.create_sellers_bulk(names, key))
         raise AssertionError(f"unknown push action {call.action}")
 
     def _bulk_created(self, muts: list[Mut], result: Any) -> Outcome:
@@ -652,7 +654,7 @@ class Pusher:
             return Outcome(muts, Result.LOOKUP)
         by_name = {row["normalized_name"]: row for row in created}
         errors = " ".join(result.get("errors") or [])
-        outcome = Outcome(muts, "mixed")
+        outcome = Outcome(muts, Result.MIXED)
         for m in muts:
             row = by_name.get(m.normalized or "")
             if row is None:
@@ -674,7 +676,7 @@ class Pusher:
             self._count(m, result, error)
 
     def _next_attempt(self, o: Outcome, now: datetime) -> datetime | None:
-        if o.result in (Result.UNCERTAIN, Result.RETRY) or (
+        if o.result in (Result.UNCERTAIN, Result.RETRY, Result.MIXED) or (
             o.result == Result.UNSENT and o.retry_after is not None
         ):
             if o.retry_after is not None:

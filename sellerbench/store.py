@@ -226,7 +226,8 @@ _DAMAGE = ("corrupt database file", "could not read enough bytes",
            "not a valid duckdb database", "checksum")
 
 
-def _is_damage(exc: BaseException) -> bool:
+def is_damage(exc: BaseException) -> bool:
+    """Whether a DuckDB error says the file is damaged (not the query wrong)."""
     text = str(exc).lower()
     return any(mark in text for mark in _DAMAGE)
 
@@ -252,7 +253,7 @@ class Rebuilt:
 # No extension is installed or loaded behind the analyst's back: a query naming a
 # function of a known extension (CALL dbgen, read from https://...) would otherwise
 # download and load code into the kernel. json, parquet and icu are built in.
-_CONFIG = {
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "checkpoint_threshold": "1GB",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -380,7 +381,7 @@ class Store:
 
     def error(self, exc: duckdb.Error) -> CacheError:
         """The CacheError an escaping DuckDB error means, with what to do about it."""
-        if _is_damage(exc):
+        if is_damage(exc):
             # A damaged block is met only when read: say so, whatever was reading it.
             return CacheCorruptError(self._corrupt_message(str(exc)))
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -62,6 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .client import ApiClient
+from .client import Feed as FeedPath
 from .errors import ApiValidationError, ProtocolError, SyncError
 from .pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage
 from .store import Store
@@ -83,7 +84,7 @@ CHECKPOINT_ROWS = 200_000
 @dataclass(frozen=True)
 class Feed:
     table: str  # the cache table and the sync_state key
-    path: str  # the API feed: /sync/<path>
+    path: FeedPath  # the API feed: /sync/<path>
     schema: pa.Schema
 
 
@@ -576,7 +577,7 @@ def _dedupe(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
 
 
 def _is_empty(con: duckdb.DuckDBPyConnection, feed: Feed) -> bool:
-    return con.execute(f"SELECT count(*) = 0 FROM (FROM {feed.table} LIMIT 1)").fetchone()[0]
+    return con.execute(f"SELECT count(*) = 0 FROM (FROM {feed.table} LIMIT 1)").fetchall()[0][0]
 
 
 # -- checkpoints -----------------------------------------------------------------------

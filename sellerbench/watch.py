@@ -283,7 +283,7 @@ class RunWatcher:
     def _discover(self) -> None:
         client = self.client
         if self.run_id is not None:
-            self.runs[self.run_id].update(client.get_run(self.run_id))
+            self.runs[self.run_id].update(dict(client.get_run(self.run_id)))
         else:
             for record in _runs_of(client.active_runs()):
                 self.runs[record["id"]] = self._state_for(record)
@@ -385,7 +385,7 @@ class RunWatcher:
     def _refresh(self, state: RunState) -> None:
         try:
             before = state.counter("sellers_found")
-            state.update(self.client.get_run(state.id))
+            state.update(dict(self.client.get_run(state.id)))
             self._offline_since = None
         except NotFoundError:
             state.record["status"] = "failed"
@@ -622,6 +622,8 @@ class RunWatch(widgets.VBox):
     ``close()`` stops the watcher and joins its threads; the engine is ``.watcher``;
     ``wait(timeout)`` blocks until the runs end. Drawing happens on the watcher's thread.
     """
+
+    children: tuple[Any, ...]  # ipywidgets' trait, typed for the checker
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ import pandas as pd
 from . import frames, mutations, push, sync
 from .errors import ConfigError, SellerbenchError
 from .filters import SellerFilter
-from .settings import Secret, resolve
+from .settings import Secret, resolve, value
 from .store import Store
 
 if TYPE_CHECKING:
@@ -476,17 +476,24 @@ def connect(
         )
     store = Store(
         resolve("cache", cache),
-        lock_timeout=float(resolve("lock_timeout", lock_timeout)),
+        lock_timeout=_number(value("lock_timeout", lock_timeout)),
         read_only=read_only,
     )
-    if url:
+    client = None
+    if url and tok:
         from .client import ApiClient
-    client = ApiClient(url, tok, timeout=float(resolve("timeout"))) if url else None
-    auto = resolve("auto_push", auto_push)
-    wb = Workbench(store, client, auto_push=auto not in ("0", "False", "false", "no"))
+
+        client = ApiClient(url, tok, timeout=_number(value("timeout")))
+    wb = Workbench(store, client, auto_push=bool(value("auto_push", auto_push)))
     with store.connect():
         pass  # create or upgrade the file now, so errors surface here
     return wb
+
+
+def _number(parsed: object) -> float:
+    """A numeric setting as settings.value parsed it (each has a default)."""
+    assert isinstance(parsed, int | float), parsed
+    return float(parsed)
 
 
 def _hidden(token: str | None) -> Secret | None:
@@ -505,9 +512,16 @@ def demo(
     """Start the reference server with N demo sellers on a free loopback port; connect to it.
 
     The server runs in a background thread and stops with ``wb.close()``. Its database
-    and the cache live under ``data/demo/`` unless ``cache`` says otherwise.
+    and the cache live in a folder of their own under ``settings.data_dir()`` unless
+    ``cache`` says otherwise. Needs the server extra (``pip install "sellerbench[server]"``).
     """
-    from .server.embedded import start
+    try:
+        from .server.embedded import start
+    except ImportError as exc:
+        raise ConfigError(
+            f"sb.demo() runs the reference server, which needs the server extra "
+            f"({exc.name} is missing): pip install \"sellerbench[server]\""
+        ) from None
 
     server = start(n=n, seed=seed, base_only=base_only, run_speed=run_speed)
     cache_path = cache if cache is not None else server.data_dir / "cache.duckdb"

@@ -20,7 +20,6 @@ push and a sync, the cache equals the server, and both equal the model.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 import time
@@ -73,16 +72,10 @@ def _overlay(state: S | None, op: Op) -> S:
     return S(op.name or state.name, bool(op.flagged), True)  # restore: as it was seen
 
 
-@contextlib.contextmanager
-def _pull_only():
+def _pull_only(wb) -> None:
     """A sync whose push sent nothing (as when writes fail): the pull runs under the
-    queue, which is the rebase."""
-    saved = sync_module._push_queued
-    sync_module._push_queued = lambda wb: None
-    try:
-        yield
-    finally:
-        sync_module._push_queued = saved
+    queue, which is the rebase. The Workbench pushes first; the pull alone is sync.pull."""
+    sync_module.pull(wb.store, wb.client, progress=False)
 
 
 class Interleavings(RuleBasedStateMachine):
@@ -278,8 +271,7 @@ class Interleavings(RuleBasedStateMachine):
             flagged = not self.server[target].flagged
             self.other.update_seller(target, name=name, flagged=flagged)
             self.server[target] = replace(self.server[target], name=name, flagged=flagged)
-        with _pull_only():
-            self.wb.sync(progress=False)
+        _pull_only(self.wb)
         self.cached = dict(self.server)
         self.allowed = self._exact(self.cached)
 
