@@ -107,7 +107,9 @@ def _cache_path(args: argparse.Namespace, *, must_exist: bool) -> Path:
     if path.exists():
         with path.open("rb") as handle:
             head = handle.read(12)
-        if (len(head) >= 12 and head[8:12] != _DUCKDB_MAGIC) or 0 < len(head) < 12:
+        empty_other = not head and path.suffix.lower() not in CACHE_SUFFIXES
+        if (len(head) >= 12 and head[8:12] != _DUCKDB_MAGIC) or 0 < len(head) < 12 or \
+                empty_other:  # an empty notes.txt is not a cache either
             raise UsageError(
                 f"{shown} {path} is not a DuckDB file; it accepts a sellerbench cache "
                 f"(or a new file name ending in {' or '.join(CACHE_SUFFIXES)})"

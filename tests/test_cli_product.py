@@ -188,6 +188,11 @@ def test_a_file_that_is_not_a_cache_is_refused_and_left_alone(
     assert_one_line_misuse(code, err, "--cache", "not a DuckDB file")
     assert notes.read_text(encoding="utf-8") == "my notes\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "empty.txt").touch()
+    empty = run(*command, "--cache", str(tmp_path / "empty.txt"), capsys=capsys)
+    assert_one_line_misuse(empty[0], empty[2], "--cache", "not a DuckDB file")
+    assert (tmp_path / "empty.txt").stat().st_size == 0
+    (tmp_path / "empty.txt").unlink()
     fresh = run("status", "--cache", str(tmp_path / "new-notes.txt"), capsys=capsys)
     assert_one_line_misuse(fresh[0], fresh[2], "--cache", ".duckdb")
 
