@@ -145,6 +145,8 @@ PIN_LIMIT = 200_000  # a select-all of more rows is kept as "every row", not as 
 class SellersDataGrid(StreamingDataGrid):
     """A StreamingDataGrid answered by a Viewport; see the module docstring for why."""
 
+    selections: list[dict[str, int]]  # DataGrid's trait (ipydatagrid is untyped): r1, c1, r2, c2
+
     def __init__(self, viewport: Viewport, *, lock: threading.RLock | None = None,
                  **kwargs: Any) -> None:
         self._lock = lock or threading.RLock()  # shared with the owning SellersGrid

@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import functools
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import MutationError, SellerbenchError
 from .viewport import runs_of
+
+if TYPE_CHECKING:
+    import threading
+
+    from .gridinput import ActionBox
+    from .gridpaint import GridPainter
+    from .viewport import Viewport
+    from .workbench import Workbench
 
 __all__ = ["GridActions"]
 
@@ -44,6 +52,27 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class GridActions:
     """Actions of a SellersGrid (see the module docstring); needs its widgets and lock."""
+
+    if TYPE_CHECKING:  # what SellersGrid (grid.py) provides, for the type checker
+        wb: Workbench
+        _lock: threading.RLock
+        _events: int
+        viewport: Viewport
+        painter: GridPainter
+        confirm_delete_above: int
+        rename_text: ActionBox
+        confirm_text: Any  # ipywidgets.HTML
+        confirm_bar: Any  # ipywidgets.HBox
+        message: Any  # ipywidgets.HTML
+
+        @property
+        def selected_ids(self) -> list[str]: ...
+        @property
+        def selected_count(self) -> int: ...
+        def select_all(self) -> None: ...
+        def refresh(self, sellers: Iterable[str] | None = None) -> None: ...
+        def _prepare(self) -> None: ...
+        def _update_status(self, *, syncing: bool = False) -> None: ...
 
     # -- actions --------------------------------------------------------------------
 
@@ -145,11 +174,11 @@ class GridActions:
             self._guard("flag", lambda: self.paint_rows(rows, content.get("first")))
             self.painter.send({"event": "painted"})
         elif event == "hover":
-            row = content.get("row")
+            row: Any = content.get("row")  # int() in the guard: a bad one becomes a message
             text = self._guard("show the seller", lambda: self.hover_html(int(row)))
             self.painter.send({"event": "hover", "row": row, "html": text or ""})
         elif event == "key":
-            key = content.get("key")
+            key: Any = content.get("key")
             action = {"select-all": self.select_all, "undo": self.undo,
                       "delete": self.ask_delete}.get(key)
             if action is not None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import anywidget
 import duckdb
@@ -75,45 +75,45 @@ def _profile(con: duckdb.DuckDBPyConnection, column: Column, source: str,
     if column.kind == "bool":
         flagged, empty = con.execute(
             f"SELECT count(*) FILTER (WHERE {col}), count(*) FILTER (WHERE {col} IS NULL) "
-            f"FROM snap").fetchone()
+            f"FROM snap").fetchall()[0]
         out.update(empty=empty, flagged=int(flagged), not_flagged=rows - int(flagged) - empty)
         names = [d[0] for d in con.execute("SELECT * FROM snap LIMIT 0").description]
         if "Pending" in names:
             out["pending"] = con.execute(
-                "SELECT count(*) FROM snap WHERE \"Pending\" <> ''").fetchone()[0]
+                "SELECT count(*) FROM snap WHERE \"Pending\" <> ''").fetchall()[0][0]
         return out
     if column.kind in ("int", "time"):
         value = f"epoch_us({col})" if column.kind == "time" else col
         low, high, empty = con.execute(
-            f"SELECT min({value}), max({value}), count(*) - count({value}) FROM snap").fetchone()
+            f"SELECT min({value}), max({value}), count(*) - count({value}) FROM snap").fetchall()[0]
         out["empty"] = int(empty)
         out["bins"] = [] if low is None else _histogram(con, value, int(low), int(high),
                                                         column.kind == "int")
         return out
     if column.kind == "run":
-        empty = con.execute(f"SELECT count(*) FROM snap WHERE {col} IS NULL").fetchone()[0]
+        empty = con.execute(f"SELECT count(*) FROM snap WHERE {col} IS NULL").fetchall()[0][0]
         top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                       f"GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
-        distinct = con.execute(f"SELECT count(DISTINCT {col}) FROM snap").fetchone()[0]
+        distinct = con.execute(f"SELECT count(DISTINCT {col}) FROM snap").fetchall()[0][0]
         out.update(empty=int(empty), distinct=int(distinct),
                    values=[[str(run_names[code]), int(n)] for code, n in top])
         return out
     text = f"CAST({col} AS VARCHAR)" if source != "__id" else col
     empty = con.execute(f"SELECT count(*) FROM snap WHERE {col} IS NULL OR {text} = ''"
                     if source != "__id" else f"SELECT count(*) FROM snap WHERE {col} IS NULL"
-                    ).fetchone()[0]
+                    ).fetchall()[0][0]
     out["empty"] = int(empty)
     if source == "__id":  # every seller has its own: the count says it all
         out.update(distinct=rows - int(empty), values=[])
         return out
-    approx = con.execute(f"SELECT approx_count_distinct({col}) FROM snap").fetchone()[0]
+    approx = con.execute(f"SELECT approx_count_distinct({col}) FROM snap").fetchall()[0][0]
     if approx > DISTINCT_LIMIT or (rows > 20 and approx > rows // 2):  # mostly unique
         out.update(distinct=int(approx), approximate=True, values=[])
         return out
     top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                   f"AND {text} <> '' GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
     distinct = con.execute(
-        f"SELECT count(DISTINCT {col}) FROM snap WHERE {text} <> ''").fetchone()[0]
+        f"SELECT count(DISTINCT {col}) FROM snap WHERE {text} <> ''").fetchall()[0][0]
     out.update(distinct=int(distinct), values=[[str(v), int(n)] for v, n in top])
     return out
 
@@ -263,9 +263,9 @@ class ProfileStrip(anywidget.AnyWidget):
     """The profiles above the grid's columns; computed off the grid's lock (see above)."""
 
     _esm = _ESM
-    profiles = traitlets.List().tag(sync=True)
+    profiles: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     widths = traitlets.Dict().tag(sync=True)
-    picked = traitlets.List().tag(sync=True)  # labels with a profile filter
+    picked: traitlets.List[str] = traitlets.List().tag(sync=True)  # labels with a profile filter
     busy = traitlets.Bool(False).tag(sync=True)
     enabled = traitlets.Bool(True).tag(sync=True)
     rows = traitlets.Int(0).tag(sync=True)
@@ -375,7 +375,7 @@ class ProfileStrip(anywidget.AnyWidget):
             return
         try:
             if content.get("event") == "pick":
-                self.pick(label, content.get("index"))
+                self.pick(label, cast("int | str", content.get("index")))  # pick checks it
             elif content.get("event") == "clear":
                 self._on_pick(label, None)
         except SellerbenchError as exc:

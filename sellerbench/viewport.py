@@ -244,6 +244,7 @@ class _Snapshot:
 
     def rows(self, first: int, count: int) -> pa.Table:
         """Rows at ordered positions first..first+count-1."""
+        assert self.order is not None  # sort() runs right after the snapshot is made
         return self.take(self.order.slice(first, count).to_numpy().astype(np.int64))
 
     def take(self, fetch: np.ndarray) -> pa.Table:
@@ -281,6 +282,7 @@ class _Snapshot:
         self.batches = table.to_batches()  # the same chunk lengths: no copy
 
     def ordered_positions(self, fetch_rows: np.ndarray) -> np.ndarray:
+        assert self.order is not None  # sort() runs right after the snapshot is made
         if self.inverse is None:
             self.inverse = np.empty(self.num_rows, dtype=np.int32)
             self.inverse[self.order.to_numpy()] = np.arange(self.num_rows, dtype=np.int32)
