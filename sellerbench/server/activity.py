@@ -23,7 +23,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import uvicorn
@@ -121,7 +121,7 @@ def _transition(
     return perform(request, user, key, digest, act)
 
 
-_CONTROL = {
+_CONTROL: dict[str, Any] = {
     "responses": error_responses(401, 403, 404, 409, 422, 429, 503),
     "response_model": CollectionRun,
 }

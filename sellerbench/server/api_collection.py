@@ -52,7 +52,7 @@ def create_run(tx: Tx, name: object, category_ids: list[str]) -> dict[str, Any]:
             f"unknown category ids: {', '.join(unknown[:5])} (see GET /collection/categories)",
         )
     now = now_ts()
-    row = {column: 0 for column in RUN_COLUMNS}
+    row: dict[str, Any] = {column: 0 for column in RUN_COLUMNS}
     row.update(
         id=str(uuid.uuid4()), name=display, status="pending", category_ids=json.dumps(wanted),
         started_at=None, completed_at=None, paused_at=None, created_at=now, updated_at=now,

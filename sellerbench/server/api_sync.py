@@ -175,7 +175,7 @@ def build_router(settings: ServerSettings) -> APIRouter:
             )
         return _json_page(page, spec, with_rev=ext)
 
-    seller_doc: dict[str, Any] = dict(errors)
+    seller_doc: dict[int | str, dict[str, Any]] = dict(errors)
     if ext:
         seller_doc[200] = {
             "description": "a page of sellers; with since_rev and "

@@ -30,7 +30,7 @@ import base64
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 
@@ -324,7 +324,7 @@ def rev_page(
     after = since_rev
     if cursor is not None:
         payload = decode_cursor(cursor, spec, "r")
-        after = payload.get("r")
+        after = cast(Any, payload.get("r"))  # the cursor's JSON: checked next
         if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after < 2**62:
             raise Problem(400, "INVALID_CURSOR", "the cursor is damaged")
     # First, before the page's snapshot (PostgreSQL computes it outside), and the page

@@ -22,6 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["Cluster", "find_bin", "start_cluster"]
 
@@ -56,7 +57,7 @@ class Cluster:
     port: int
     pid: int
     user: str
-    _log: object = field(default=None, repr=False)
+    _log: BinaryIO | None = field(default=None, repr=False)
     _proc: subprocess.Popen | None = field(default=None, repr=False)
     _count: int = 0
 

@@ -167,10 +167,10 @@ class PgRead:
         """
         if self.began:
             raise RuntimeError("safe_rev() must run before the read snapshot begins")
-        high = int(self._conn.execute(HIGH_SQL).fetchone()[0])
+        high = int(self._conn.execute(HIGH_SQL).fetchall()[0][0])
         held = self._conn.execute(
             HELD_SQL, (REV_LOCK_BASE, REV_LOCK_BASE, REV_LOCK_BASE + (1 << 40) - 1)
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         safe = high if held is None else min(high, int(held))
         return max(safe, min(floor, high))
 
@@ -222,7 +222,7 @@ class PgTx:
         if time.monotonic() - self.started > MAX_WRITE_SECONDS:
             raise Busy(f"a write transaction may last {MAX_WRITE_SECONDS:.0f} s at most")
 
-    def execute_raw(self, sql: str, params: tuple | list = ()) -> psycopg.Cursor:
+    def execute_raw(self, sql: str, params: tuple | list | dict = ()) -> psycopg.Cursor:
         self._check_age()
         try:
             return self.conn.execute(sql, params)
@@ -305,7 +305,7 @@ class PostgresStorage:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
             try:
-                exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+                exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchall()[0][0]
                 if exists:
                     row = conn.execute(
                         "SELECT value FROM meta WHERE key = 'schema_version'"
@@ -393,12 +393,12 @@ class PostgresStorage:
                 # the indexes are built once at the end: give that sort memory and cores
                 conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 conn.execute("SET LOCAL max_parallel_maintenance_workers = 2")
-                high = conn.execute(f"SELECT {_HIGH}").fetchone()[0]
+                high = conn.execute(f"SELECT {_HIGH}").fetchall()[0][0]
                 tx = PgBulkTx(conn, high)
                 empty = conn.execute(
                     "SELECT NOT EXISTS (SELECT 1 FROM sellers)"
                     " AND NOT EXISTS (SELECT 1 FROM collection_runs)"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 if empty:
                     # Emptied in this transaction, COPY may write the rows frozen (no
                     # hint-bit rewrite on first read); the primary key is built once
@@ -446,7 +446,7 @@ class PostgresStorage:
         if self._leader is not None and not self._leader.closed:
             return True
         conn = psycopg.connect(self.url, autocommit=True)
-        if conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()[0]:
+        if conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchall()[0][0]:
             self._leader = conn
             return True
         conn.close()

@@ -52,11 +52,14 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .demo import _name as seller_name
 from .records import RUN_COLUMNS, normalize_name, now_ts, parse_ts, run_record
 from .storage import Storage, Tx
+
+if TYPE_CHECKING:
+    from .pgstorage import PostgresStorage
 
 __all__ = [
     "FINAL",
@@ -245,7 +248,9 @@ class RunSimulator:
             raise InvalidTransition(run_id, action, run["status"])
         now = now_ts()
         _update_run(tx, run_id, self._changes(tx, run, action, target, now), now)
-        after = run_record(_run_row(tx, run_id))
+        after_row = _run_row(tx, run_id)
+        assert after_row is not None  # updated just above, in this transaction
+        after = run_record(after_row)
         self._emit(tx, run_id, "status", {
             **_counters(after), "previous": run["status"], "reason": f"{action} requested",
         })
@@ -299,7 +304,8 @@ class RunSimulator:
             if self._stop.wait(1.0):
                 return
             try:
-                self.leading = self.storage.try_lead()
+                # only a storage with try_lead gets here (see start)
+                self.leading = cast("PostgresStorage", self.storage).try_lead()
                 if self.leading:
                     self._recover()
             except Exception:
@@ -341,7 +347,7 @@ class RunSimulator:
                 return False
             step = steps[index]
             rng = random.Random(zlib.crc32(f"{run_id}:{index}".encode()))
-            counters = {k: int(run[k] or 0) for k in (
+            counters: dict[str, float] = {k: int(run[k] or 0) for k in (
                 "products_searched", "categories_completed", "departments_completed",
                 "sellers_found", "sellers_new", "failed_items",
             )}
@@ -385,7 +391,9 @@ class RunSimulator:
         _update_run(tx, run["id"], {
             "status": status, "completed_at": now, "duration_seconds": self._banked(run),
         }, now)
-        after = run_record(_run_row(tx, run["id"]))
+        after_row = _run_row(tx, run["id"])
+        assert after_row is not None  # updated just above, in this transaction
+        after = run_record(after_row)
         self._emit(tx, run["id"], "status", {
             **_counters(after), "previous": "running", "reason": reason,
         })

@@ -43,7 +43,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from .catalog import CATEGORIES
 
@@ -212,7 +212,8 @@ class Tx:
 class Storage(Protocol):
     """What the server needs from a database (SQLite or PostgreSQL)."""
 
-    path: Path | None
+    @property
+    def path(self) -> Path | None: ...  # read-only: a file for SQLite, None for PostgreSQL
 
     def read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
 
@@ -348,7 +349,9 @@ def connect(db: str | Path) -> Storage:
     if is_postgres(db):
         from .pgstorage import PostgresStorage  # psycopg only when asked for
 
-        return PostgresStorage(str(db))
+        # PgRead and PgTx stand in for sqlite3.Connection and Tx by duck typing (the
+        # methods the server calls), which the Protocol's types cannot say.
+        return cast(Storage, PostgresStorage(str(db)))
     return SQLiteStorage(db)
 
 
