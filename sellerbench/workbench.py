@@ -152,8 +152,15 @@ class Workbench:
             "sb.connect(), or set SELLERBENCH_API_URL and SELLERBENCH_TOKEN"
         )
         with self.store.locks.sync:
-            pushed = self._push(client) if push.has_pending(self.store) else None
-            report = sync.pull(self.store, client, progress=progress, full=full)
+            early = sync.ask_early(self.store, client, full=full)
+            # Held open across push and pull: the database stays loaded in this process,
+            # so every connection they open is cheap.
+            with self.store.connect() as con:
+                pushed = None
+                if push.has_pending(con):
+                    early.cancel()  # the push changes what the first pages hold
+                    pushed = self._push(client)
+                report = sync.pull(self.store, client, progress=progress, full=full, early=early)
             report.pushed = pushed
         self._tell("sync")
         return report
