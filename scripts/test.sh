@@ -30,6 +30,10 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
         exit 1
     fi
 fi
+# The demo servers that tests and notebooks start (sb.demo()) live in a folder of this run.
+SELLERBENCH_HOME=$(mktemp -d -t sellerbench-test-home.XXXXXX)
+export SELLERBENCH_HOME
+trap 'rm -rf "$SELLERBENCH_HOME"' EXIT
 lint=(sellerbench tests)
 [ -d benchmarks ] && lint+=(benchmarks)
 .venv/bin/ruff check "${lint[@]}"

@@ -1,9 +1,27 @@
 """SellersGrid: the interactive grid over the cache, for a million sellers, in JupyterLab.
 
 ``wb.grid()`` returns a ``SellersGrid``: an ipywidgets layout (search box, flagged
-filter, toolbar, status line, message line, detail panel) around ``SellersDataGrid``,
-an ipydatagrid ``StreamingDataGrid`` whose rows come from a ``Viewport``
-(``viewport.py``: SQL filters over the cache, an Arrow snapshot, pages as slices).
+filter, where box, column chooser, toolbar, one message line, status line, column
+profiles, detail panel) around ``SellersDataGrid``, an ipydatagrid ``StreamingDataGrid``
+whose rows come from a ``Viewport`` (``viewport.py``: SQL filters over the cache, an
+Arrow snapshot, pages as slices). Around it:
+
+- ``gridinput.ActionBox``: the search, where and name boxes. Enter or the box's button
+  sends the text typed *with* the action, read from the input at that instant; an
+  ipywidgets ``Text`` syncs its value as a state update the browser may hold back
+  behind an unanswered one, so a click could act on a prefix of the name.
+- ``gridpaint.GridPainter``: paints a column per copy, and reports right-drags, hovers
+  and keys (Ctrl+A, Ctrl+Z, Delete) from the grid's element.
+- ``profiles.ProfileStrip``: a histogram or top values above each column, computed by
+  DuckDB over the snapshot on a worker thread; a click filters the grid (cross-filter).
+- ``gridactions.GridActions``: what the toolbar, the keys and the drags do.
+
+The grid's state as SQL: ``grid.where_sql`` is every filter (search, flagged filter,
+header filters, profile clicks, where box) as one predicate over the
+``visible_sellers`` columns, values written in, which ``wb.sellers(where=...)``,
+``wb.export(where=...)`` and ``wb.sql`` accept and which selects exactly the rows
+shown; ``grid.selection`` is the selected ids (assign ids to restore a selection);
+``grid.columns`` the columns shown (assign labels to choose).
 
 How the streaming grid is used, and the defects of ipydatagrid 1.4 worked around here:
 
@@ -52,11 +70,9 @@ is built at a time, never two.
 
 from __future__ import annotations
 
-import functools
 import html
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -65,8 +81,11 @@ import pyarrow as pa
 from ipydatagrid import StreamingDataGrid, TextRenderer, VegaExpr
 from traitlets import observe
 
-from .errors import MutationError, SellerbenchError
+from .errors import ConfigError, MutationError, SellerbenchError
+from .gridactions import GridActions, _ago, _detail_html, _serialized
+from .gridinput import ActionBox
 from .gridpaint import GridPainter
+from .profiles import ProfileStrip
 from .viewport import COLUMNS, FLAGGED_CHOICES, Column, Viewport, merge_ranges, runs_of
 
 if TYPE_CHECKING:
@@ -76,8 +95,44 @@ __all__ = ["SellersDataGrid", "SellersGrid"]
 
 FLAGGED_COLOUR = "#ffd9d6"
 PENDING_COLOUR = "#fff2c2"
-COLUMN_WIDTHS = {"Name": 220, "Platform": 80, "Times seen": 84, "Flagged": 72, "Pending": 90,
-                 "First seen run": 150, "Last seen run": 150, "Updated": 130, "Id": 290}
+# Widest content expected (a name is cut with an ellipsis; an id is 36 characters).
+COLUMN_WIDTHS = {"Name": 220, "Platform": 80, "Times seen": 60, "Flagged": 60, "Pending": 80,
+                 "First seen run": 100, "Last seen run": 100, "Updated": 124, "Id": 270}
+_WRAP = {"flex_flow": "row wrap", "align_items": "center"}
+
+
+def column_widths(columns: Sequence[Column], sample: pd.DataFrame | None = None
+                  ) -> dict[str, int]:
+    """Each column as wide as its content or its header, whichever is wider: the header
+    text (~7 px a character at the grid's 12 px font) plus its sort and menu icons; the
+    content from ``sample`` (the first rows) when given, else a typical width; at most
+    240 px (a longer name is cut with an ellipsis, and shown whole on hover)."""
+    widths = {}
+    for c in columns:
+        content = COLUMN_WIDTHS.get(c.label, 120)
+        if sample is not None and c.label in sample and len(sample):
+            longest = int(sample[c.label].astype(str).str.len().quantile(0.95))
+            content = 7 * longest + 16
+        widths[c.label] = min(max(content, 7 * len(c.label) + 44), 240)
+    return widths
+
+
+def _columns(chosen: Sequence[str | Column]) -> list[Column]:
+    """Columns from labels (or Columns), checked: ConfigError names an unknown one."""
+    known = {c.label: c for c in COLUMNS}
+    out = []
+    for item in chosen:
+        if isinstance(item, Column):
+            out.append(item)
+        elif item in known:
+            out.append(known[item])
+        else:
+            raise ConfigError(f"the grid has no column {item!r}; columns: {', '.join(known)}")
+    if not out:
+        raise ConfigError("the grid needs at least one column")
+    if len({c.label for c in out}) != len(out):
+        raise ConfigError("each column may be shown once")
+    return out
 # The row colour reads other cells of the same row; "..." is what a row not yet loaded shows.
 ROW_COLOUR = (
     f"cell.metadata.data['Flagged'] == 'yes' ? '{FLAGGED_COLOUR}' : "
@@ -85,19 +140,6 @@ ROW_COLOUR = (
     f"? '{PENDING_COLOUR}' : default_value)"
 )
 PIN_LIMIT = 200_000  # a select-all of more rows is kept as "every row", not as ids
-
-
-def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Run under the grid's lock: with ipykernel 7 and JupyterLab 4.4+, widget messages
-    (the browser's data-requests, selections, clicks) may be handled on a kernel
-    *subshell* thread while a cell or a button handler runs on the main thread."""
-
-    @functools.wraps(method)
-    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return locked
 
 
 class SellersDataGrid(StreamingDataGrid):
@@ -112,6 +154,7 @@ class SellersDataGrid(StreamingDataGrid):
         self.prepare: Callable[[], None] = lambda: None
         self.on_transforms: Callable[[list[dict[str, Any]]], None] = viewport.set_transforms
         self.on_error: Callable[[str, BaseException], None] = _raise
+        self.after_reply: Callable[[], None] = lambda: None  # rows sent (profiles may start)
         self.replies = 0  # data-replies sent (tests and benchmarks read it)
         self._last_range: tuple[int, int] | None = None
         kwargs.setdefault("selection_mode", "row")
@@ -179,6 +222,7 @@ class SellersDataGrid(StreamingDataGrid):
         self.send(reply, buffers)
         self.replies += 1
         self._last_range = (first, last)
+        self.after_reply()
         return reply
 
     def _answer_unique(self, label: str) -> None:
@@ -246,7 +290,7 @@ def _raise(_what: str, exc: BaseException) -> None:
     raise exc
 
 
-class SellersGrid(widgets.VBox):
+class SellersGrid(GridActions, widgets.VBox):
     """The sellers grid with its toolbar, filters, status line and detail panel."""
 
     def __init__(
@@ -256,13 +300,15 @@ class SellersGrid(widgets.VBox):
         height: str = "440px",
         show_ids: bool = False,
         confirm_delete_above: int = 20,
-        columns: Sequence[Column] | None = None,
+        columns: Sequence[Column | str] | None = None,
         debounce_ms: int = 40,
+        profiles: bool = True,
     ) -> None:
         self.wb = wb
         self._lock = threading.RLock()  # see _serialized
         self.confirm_delete_above = confirm_delete_above
-        chosen = columns or [c for c in COLUMNS if show_ids or c.label != "Id"]
+        chosen = _columns(columns) if columns else [
+            c for c in COLUMNS if show_ids or c.label != "Id"]
         self.viewport = Viewport(wb.store, columns=chosen)
         self._ranges: list[tuple[int, int]] = []  # the selection, merged
         self._pinned: pa.Array | str | None = None  # selected ids kept across a refresh
@@ -273,12 +319,19 @@ class SellersGrid(widgets.VBox):
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
         self.painter = GridPainter(self.datagrid)
-        body = widgets.HBox([self.datagrid, self.painter, self.detail],
-                            layout=widgets.Layout(width="100%", align_items="stretch"))
-        super().__init__([self.toolbar, self.confirm_bar, self.message, self.status_line, body])
+        self.painter.on_msg(self._on_hands)
+        self.profiles = ProfileStrip(self.viewport, self._lock, on_pick=self._picked,
+                                     enabled=profiles)
+        self.profiles.widths = dict(self.datagrid.column_widths)
+        self.profiles.on_error = self._show_error
+        body = widgets.VBox([self.profiles, self.datagrid, self.painter],
+                            layout=widgets.Layout(width="100%"))
+        super().__init__([self.toolbar, self.actions_bar, self.column_bar, self.message_bar,
+                          self.status_line, body, self.detail])
         self.add_class("sellerbench-grid")
         self._update_status()
         self._show_detail()
+        self.profiles.refresh(deferred=True)  # after the first rows are answered
         wb.subscribe(self._on_event)
 
     # -- building ------------------------------------------------------------------
@@ -292,41 +345,63 @@ class SellersGrid(widgets.VBox):
         return button
 
     def _build_controls(self) -> None:
-        self.search = widgets.Text(placeholder="search name, id or platform id ⏎",
-                                   continuous_update=False, layout=widgets.Layout(width="220px"))
+        # Text boxes whose Enter/button sends the text typed with it (gridinput.py): an
+        # action never reads a value the browser has not finished sending.
+        self.search = ActionBox(
+            placeholder="search name, id or platform id ⏎", width="230px",
+            on_submit=lambda text: self._guard("search", lambda: self.set_search(text)),
+            on_escape=lambda: self._guard("search", lambda: self.set_search("")))
         self.search.add_class("sellerbench-search")
+        self.where_box = ActionBox(
+            placeholder="where: SQL over the sellers, e.g. times_seen >= 3 ⏎", width="330px",
+            button="Apply", hint="one SQL predicate over the visible_sellers columns",
+            on_submit=lambda text: self._guard("filter", lambda: self.set_where(text)),
+            on_escape=lambda: self._guard("filter", lambda: self.set_where("")))
+        self.where_box.add_class("sellerbench-where")
+        self.rename_text = ActionBox(
+            placeholder="new name ⏎", width="180px", button="Rename",
+            hint="rename the one selected seller to this name",
+            on_submit=lambda text: self._guard("rename", lambda: self.rename_selected(text)))
+        self.rename_text.add_class("sellerbench-rename")
         self.flagged_filter = widgets.Dropdown(
             options=[("All sellers", "all"), ("Flagged", "flagged"),
                      ("Not flagged", "not flagged"), ("Pending changes", "pending")],
             value="all", layout=widgets.Layout(width="150px"))
-        self.search.observe(lambda c: self._guard("search", lambda: self.set_search(c["new"])),
-                            "value")
         self.flagged_filter.observe(
             lambda c: self._guard("filter", lambda: self.set_flagged_filter(c["new"])), "value")
-        self.rename_text = widgets.Text(placeholder="new name",
-                                        layout=widgets.Layout(width="160px"))
-        self.rename_text.add_class("sellerbench-rename-text")
         self.buttons = {
             "flag": self._button("Flag", "flag", lambda: self.flag_selected(True),
-                                 "flag the selected sellers", "danger"),
+                                 "flag the selected sellers (or right-drag over rows)", "danger"),
             "unflag": self._button("Unflag", "unflag", lambda: self.flag_selected(False),
                                    "unflag the selected sellers"),
-            "rename": self._button("Rename", "rename",
-                                   lambda: self.rename_selected(self.rename_text.value),
-                                   "rename the one selected seller to the name on the left"),
             "delete": self._button("Delete", "delete", self._delete_clicked,
-                                   "delete the selected sellers (undo brings them back)"),
-            "undo": self._button("Undo", "undo", self.undo, "take back the latest change"),
+                                   "delete the selected sellers (Delete key; Undo brings back)"),
+            "undo": self._button("Undo", "undo", self.undo,
+                                 "take back the latest change (Ctrl+Z in the grid)"),
             "sync": self._button("Sync", "sync", self.sync, "push changes, pull from the API"),
             "all": self._button("Select all", "select-all", self.select_all,
-                                "select every row shown"),
+                                "select every row shown (Ctrl+A in the grid)"),
             "none": self._button("Clear", "clear", self.clear_selection, "select nothing"),
+            "columns": self._button("Columns", "columns", self._toggle_column_bar,
+                                    "choose the columns shown"),
         }
         b = self.buttons
+        row = widgets.Layout(flex_flow="row wrap", align_items="center")
         self.toolbar = widgets.HBox(
-            [self.search, self.flagged_filter, b["all"], b["none"], b["flag"], b["unflag"],
-             self.rename_text, b["rename"], b["delete"], b["undo"], b["sync"]],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+            [self.search, self.flagged_filter, self.where_box, b["columns"]], layout=row)
+        self.actions_bar = widgets.HBox(
+            [b["all"], b["none"], b["flag"], b["unflag"], self.rename_text, b["delete"],
+             b["undo"], b["sync"]], layout=row)
+        self.column_toggles = {
+            c.label: widgets.ToggleButton(description=c.label, value=False,
+                                          layout=widgets.Layout(width="auto"))
+            for c in COLUMNS}
+        for label, toggle in self.column_toggles.items():
+            toggle.add_class("sellerbench-column-toggle")
+            toggle.observe(lambda c, label=label: self._guard(
+                "choose the columns", lambda: self._toggle_column(label, c["new"])), "value")
+        self.column_bar = widgets.HBox(list(self.column_toggles.values()),
+                                       layout=widgets.Layout(display="none", **_WRAP))
         self.confirm_text = widgets.HTML()
         yes = widgets.Button(description="Delete them", button_style="danger")
         yes.add_class("sellerbench-confirm")
@@ -337,10 +412,16 @@ class SellersGrid(widgets.VBox):
                                         layout=widgets.Layout(display="none"))
         self.message = widgets.HTML()
         self.message.add_class("sellerbench-message")
+        # One line that always takes its height: a message or a question never moves the
+        # grid down, and a new message replaces the last one.
+        self.message_bar = widgets.HBox(
+            [self.message, self.confirm_bar],
+            layout=widgets.Layout(height="32px", align_items="center", overflow="hidden"))
         self.status_line = widgets.HTML()
         self.status_line.add_class("sellerbench-status")
-        self.detail = widgets.HTML(layout=widgets.Layout(width="340px", overflow="auto",
-                                                         padding="0 0 0 8px"))
+        # Below the grid, full width, fixed height: the output never grows with a seller.
+        self.detail = widgets.HTML(layout=widgets.Layout(
+            width="100%", height="150px", overflow="auto", padding="4px 0 0 0"))
         self.detail.add_class("sellerbench-detail")
 
     def _build_datagrid(self, columns: Sequence[Column], height: str,
@@ -350,11 +431,12 @@ class SellersGrid(widgets.VBox):
             lock=self._lock,
             debounce_delay=debounce_ms,
             default_renderer=TextRenderer(background_color=VegaExpr(ROW_COLOUR)),
-            column_widths={c.label: COLUMN_WIDTHS.get(c.label, 120) for c in columns},
+            column_widths=self._widths(columns),
             base_row_header_size=72,
             layout=widgets.Layout(height=height, flex="1 1 auto"),
         )
         grid.prepare = self._prepare
+        grid.after_reply = lambda: self.profiles.kick()
         grid.on_transforms = lambda t: self._reorder(lambda: self.viewport.set_transforms(t))
         grid.on_error = self._show_error
         grid.observe(self._on_selections, "selections")
@@ -443,6 +525,8 @@ class SellersGrid(widgets.VBox):
             self.datagrid._row_count = count
         if (self.viewport.builds, self.viewport.patches) != reads:
             self._update_status()
+            # On its worker, once the browser's rows are answered: the reply goes first.
+            self.profiles.refresh(deferred=True)
         if self._pinned is not None:
             pinned, self._pinned = self._pinned, None
             if isinstance(pinned, str):  # "all": every row, however many there are now
@@ -460,11 +544,94 @@ class SellersGrid(widgets.VBox):
         self._update_status()
 
     def set_search(self, text: str) -> None:
-        """Show only sellers whose name contains ``text`` (or whose id is ``text``)."""
-        if self.search.value != text:
-            self.search.value = text  # the observer comes back here
+        """Show only sellers whose name contains ``text`` (case-insensitive) or whose id or
+        platform id is ``text``; "" shows all."""
+        with self._lock:
+            self.search.value = text
+            self._reorder(lambda: self.viewport.set_search(text))
+
+    def set_where(self, where: str) -> None:
+        """Show only sellers matching one SQL predicate over the ``visible_sellers``
+        columns (the where box); "" removes it. Checked against the cache first: a bad
+        predicate is ConfigError naming what is wrong, and the grid keeps its rows."""
+        with self._lock:
+            self._reorder(lambda: self.viewport.set_where(where))
+            self.where_box.value = self.viewport.where_text or ""
+
+    def pick(self, label: str, index: int | str) -> None:
+        """Filter to bar or value ``index`` of column ``label``'s profile (as a click)."""
+        self.profiles.wait()
+        self.profiles.pick(label, index)
+
+    def clear_picks(self) -> None:
+        """Remove every profile filter."""
+        for label in list(self.viewport.picks):
+            self._picked(label, None)
+
+    def _picked(self, label: str, clause: str | None) -> None:
+        self._guard("filter", lambda: self._reorder(lambda: self.viewport.set_pick(label, clause)))
+        self.profiles.picked = list(self.viewport.picks)
+
+    @property
+    @_serialized
+    def where_sql(self) -> str:
+        """Everything that filters the grid (search, flagged filter, header filters,
+        profile clicks, where box) as one SQL predicate over the ``visible_sellers``
+        columns: ``wb.sellers(where=grid.where_sql)`` gives exactly the rows shown."""
+        return self.viewport.predicate()
+
+    @property
+    def selection(self) -> list[str]:
+        """The selected sellers' ids (grid order); assign ids to select those sellers."""
+        return self.selected_ids
+
+    @selection.setter
+    def selection(self, ids: Iterable[str]) -> None:
+        self.select_ids(list(ids))
+
+    @property
+    def columns(self) -> list[str]:
+        """The labels of the columns shown; assign labels to choose them (and their order)."""
+        return [c.label for c in self.viewport.columns]
+
+    @columns.setter
+    def columns(self, labels: Sequence[str | Column]) -> None:
+        chosen = _columns(labels)
+        with self._lock:
+            self._pin()
+            self.viewport.set_columns(chosen)
+            self.datagrid.column_widths = self._widths(chosen)
+            self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
+            self._prepare()
+            self.datagrid.tick()
+            self.profiles.widths = dict(self.datagrid.column_widths)
+            self.profiles.picked = list(self.viewport.picks)
+            self.profiles.refresh()
+            for label, toggle in self.column_toggles.items():
+                toggle.value = label in self.viewport._by_label
+
+    def _widths(self, columns: Sequence[Column]) -> dict[str, int]:
+        """Column widths from the first rows shown (the grid has not drawn yet)."""
+        try:
+            sample = self.viewport.page(0, 199)
+        except SellerbenchError:
+            sample = None
+        return column_widths(columns, sample)
+
+    def _toggle_column_bar(self) -> None:
+        shown = self.column_bar.layout.display != "none"
+        self.column_bar.layout.display = "none" if shown else "flex"
+
+    def _toggle_column(self, label: str, shown: bool) -> None:
+        labels = self.columns
+        if shown == (label in labels):
             return
-        self._reorder(lambda: self.viewport.set_search(text))
+        if shown:
+            order = [c.label for c in COLUMNS]
+            labels = sorted([*labels, label], key=order.index)
+        else:
+            labels = [x for x in labels if x != label]
+        self.columns = labels
 
     def set_flagged_filter(self, choice: str) -> None:
         """``all``, ``flagged``, ``not flagged`` or ``pending``."""
@@ -501,100 +668,6 @@ class SellersGrid(widgets.VBox):
         self.datagrid.tick()
         if self._detail_id is not None:
             self._show_detail_id(self._detail_id)
-
-    # -- actions --------------------------------------------------------------------
-
-    def _require_selection(self, verb: str) -> list[str]:
-        ids = self.selected_ids
-        if not ids:
-            raise MutationError(f"select the sellers to {verb} first (click, shift-click or drag)")
-        return ids
-
-    @_serialized
-    def _acted(self, events_before: int, text: str) -> None:
-        if self._events == events_before:  # the workbench did not tell us: look ourselves
-            self.refresh()
-        self._prepare()  # the analyst is looking at this grid: re-read now, counts included
-        self._show_info(text)
-
-    def flag_selected(self, flagged: bool = True) -> list[str]:
-        """Flag (or unflag) the selected sellers through the mutation queue."""
-        ids = self._require_selection("flag" if flagged else "unflag")
-        before = self._events
-        done = self.wb.flag(ids, flagged)
-        verb = "Flagged" if flagged else "Unflagged"
-        self._acted(before, f"{verb} {_count(len(ids), 'seller')}.")
-        return done
-
-    def rename_selected(self, name: str) -> str:
-        """Rename the one selected seller."""
-        ids = self._require_selection("rename")
-        if len(ids) != 1:
-            raise MutationError(f"select exactly one seller to rename ({len(ids):,} selected)")
-        before = self._events
-        done = self.wb.rename(ids[0], name)
-        self._acted(before, f"Renamed to {html.escape(name.strip())!s}.")
-        self.rename_text.value = ""
-        return done
-
-    def _delete_clicked(self) -> None:
-        count = self.selected_count
-        if count > self.confirm_delete_above:
-            self.confirm_text.value = (f"<b>Delete {_count(count, 'seller')}?</b> "
-                                       f"(Undo brings them back.)&nbsp;")
-            self.confirm_bar.layout.display = "flex"
-            return
-        self.delete_selected(confirm=True)
-
-    def delete_selected(self, *, confirm: bool = False) -> list[str]:
-        """Delete the selected sellers; above ``confirm_delete_above`` needs ``confirm=True``."""
-        self._hide_confirm()
-        ids = self._require_selection("delete")
-        if len(ids) > self.confirm_delete_above and not confirm:
-            raise MutationError(f"deleting {len(ids):,} sellers needs confirmation: "
-                                f"delete_selected(confirm=True)")
-        before = self._events
-        done = self.wb.delete(ids)
-        self._acted(before, f"Deleted {_count(len(ids), 'seller')} (Undo brings them back).")
-        return done
-
-    def undo(self) -> str:
-        before = self._events
-        what = self.wb.undo()
-        self._acted(before, f"Undo: {html.escape(str(what))}")
-        return what
-
-    def sync(self) -> Any:
-        """Push queued changes and pull from the API, showing a syncing indicator."""
-        self._update_status(syncing=True)
-        try:
-            report = self.wb.sync(progress=False)
-        finally:
-            self._prepare()
-            self._update_status()
-        self._show_info(f"Synced: {html.escape(_summary(report))}")
-        return report
-
-    def _hide_confirm(self) -> None:
-        self.confirm_bar.layout.display = "none"
-
-    # -- messages, status, detail ----------------------------------------------------------
-
-    def _guard(self, what: str, action: Callable[[], Any]) -> Any:
-        """Run a UI action; any error becomes a readable message in the widget."""
-        try:
-            return action()
-        except Exception as exc:
-            self._show_error(what, exc)
-            return None
-
-    def _show_error(self, what: str, exc: BaseException) -> None:
-        kind = "" if isinstance(exc, SellerbenchError) else f"{type(exc).__name__}: "
-        self.message.value = (f"<span style='color:#b00020'>⚠ Could not {html.escape(what)}: "
-                              f"{html.escape(kind + str(exc))}</span>")
-
-    def _show_info(self, text: str) -> None:
-        self.message.value = f"<span style='color:#2e7d32'>{text}</span>"
 
     @property
     @_serialized
@@ -638,66 +711,12 @@ class SellersGrid(widgets.VBox):
         if not self._closed:
             self._closed = True
             self.wb.unsubscribe(self._on_event)
-            for child in (self.datagrid, self.painter, self.detail, self.status_line, self.message,
-                          self.confirm_bar, self.toolbar):
+            self.profiles.enabled = False
+            for child in (self.datagrid, self.painter, self.profiles, self.detail,
+                          self.status_line, self.message, self.confirm_bar, self.message_bar,
+                          self.toolbar, self.actions_bar, self.column_bar, self.search,
+                          self.where_box, self.rename_text):
                 child.close()
         super().close()
 
-
-# -- formatting ----------------------------------------------------------------------------
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def _ago(when: datetime, now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = max((now - when).total_seconds(), 0)
-    if seconds < 45:
-        return "just now"
-    for size, unit in ((86400, "day"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            n = round(seconds / size)
-            return f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''} ago"
-    return "just now"
-
-
-def _summary(report: Any) -> str:
-    for name in ("summary", "describe"):
-        method = getattr(report, name, None)
-        if callable(method):
-            return str(method())
-    return str(report)
-
-
-def _detail_html(info: dict[str, Any]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, datetime):
-            value = value.strftime("%Y-%m-%d %H:%M:%S")
-        return html.escape("" if value is None else str(value))
-
-    seller = info["seller"]
-    rows = "".join(f"<tr><th style='text-align:left;padding-right:8px'>{html.escape(k)}</th>"
-                   f"<td>{cell(v)}</td></tr>" for k, v in seller.items())
-    out = [f"<b>{cell(seller.get('display_name'))}</b>", f"<table>{rows}</table>"]
-    if info["runs"]:
-        runs = "".join(f"<li>{cell(r['seen'])}: <b>{cell(r['name'])}</b> ({cell(r['status'])}, "
-                       f"started {cell(r['started_at'])})</li>" for r in info["runs"])
-        out.append(f"<div><b>Runs that saw it</b><ul>{runs}</ul></div>")
-    else:
-        out.append("<div><i>No cached run saw it.</i></div>")
-    if info["pending"]:
-        changes = "".join(f"<li>{cell(m.get('kind'))} {_change(m)}</li>" for m in info["pending"])
-        out.append(f"<div><b>Pending changes</b><ul>{changes}</ul></div>")
-    return "".join(out)
-
-
-def _change(mutation: dict[str, Any]) -> str:
-    for field in ("flagged", "name", "payload"):
-        if mutation.get(field) is not None:
-            return f"→ {html.escape(str(mutation[field]))}"
-    return ""
 

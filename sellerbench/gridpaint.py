@@ -25,6 +25,21 @@ then costs ~7 copies instead of ~136.
 If the widget manager, ipydatagrid or Lumino change shape, nothing is wrapped and the
 grid paints as before; ``GridPainter.batched`` counts the grid views it wrapped
 (tests read it).
+
+The analyst's hands: having found the grid's view, the painter also listens on it (the
+origin system's grid is used this way) and sends one custom message per gesture, which
+``SellersGrid`` (``gridactions.py``) acts on through the mutation queue:
+
+- right-button drag: the rows passed are banded at once and sent on release as
+  ``{event: "paint", rows, first}``; the kernel flags them, or unflags them when ``first``
+  is flagged (the browser cannot know the flag of a row it has not drawn). The context
+  menu and Lumino's own selection never see the right button.
+- hover (250 ms still): ``{event: "hover", row}``; the kernel answers with the seller's
+  details, shown in a popup by the pointer.
+- keys in the grid: Ctrl+A (``select-all``: every seller under the filter, not only the
+  rows drawn), Ctrl+Z (``undo``), Delete (``delete``: asks first). The grid's element
+  carries ``data-lm-suppress-shortcuts`` so JupyterLab's notebook shortcuts (Ctrl+A
+  selects every cell, Z undoes a cell action) leave these keys to the grid.
 """
 
 from __future__ import annotations
@@ -83,6 +98,150 @@ function batchBlits(grid) {
   return true;
 }
 
+// The analyst's hands on one grid view: right-button drag paints the flag, hovering a
+// row asks for its details, Ctrl+A / Ctrl+Z / Delete act on the grid. Each sends one
+// message to the kernel, which decides (the browser does not know the flags of rows
+// it has not drawn) and acts through the mutation queue.
+const HANDS = Symbol.for('sellerbench.hands');
+
+function rowAt(grid, event) {
+  const hit = grid.hitTest(event.clientX, event.clientY);
+  if (!hit || hit.region !== 'body' || hit.row < 0) return null;
+  return { row: hit.row, top: event.clientY - hit.y, height: hit.height };
+}
+
+function attachHands(view, model) {
+  const grid = view && view.grid && view.grid.grid;
+  const el = view && view.el;
+  if (!grid || !el || el[HANDS] || typeof grid.hitTest !== 'function') return false;
+  el[HANDS] = true;
+  // JupyterLab's notebook shortcuts (Ctrl+A selects cells, Z undoes a cell action)
+  // must not see keys pressed in the grid; the grid's own handler gets them instead.
+  el.setAttribute('data-lm-suppress-shortcuts', 'true');
+  if (grid.node.tabIndex < 0) grid.node.tabIndex = 0;
+  el.style.position = el.style.position || 'relative';
+  const layer = document.createElement('div');  // painted bands, shown during a drag
+  layer.className = 'sellerbench-paint-layer';
+  layer.style.cssText = 'position:absolute;left:0;top:0;right:0;bottom:0;pointer-events:none';
+  el.appendChild(layer);
+  const popup = document.createElement('div');
+  popup.className = 'sellerbench-hover';
+  popup.style.cssText = 'position:fixed;display:none;z-index:10000;max-width:560px;'
+    + 'background:var(--jp-layout-color0,#fff);color:var(--jp-ui-font-color0,#000);'
+    + 'border:1px solid var(--jp-border-color1,#999);box-shadow:0 2px 6px rgba(0,0,0,.25);'
+    + 'padding:6px 8px;font-size:12px;pointer-events:none;white-space:nowrap';
+  document.body.appendChild(popup);
+
+  // The column profiles above the grid (profiles.py) scroll sideways with its columns.
+  const syncProfiles = () => {
+    const strip = el.parentElement && el.parentElement.querySelector('.sellerbench-profiles');
+    if (strip && strip.scrollLeft !== grid.scrollX) strip.scrollLeft = grid.scrollX;
+  };
+  if (typeof grid.scrollTo === 'function') {
+    const scrollTo = grid.scrollTo;
+    grid.scrollTo = function (x, y) {
+      const result = scrollTo.call(this, x, y);
+      syncProfiles();
+      return result;
+    };
+  }
+
+  let painting = null;  // {rows: Set, first}
+  const band = (spot) => {
+    const box = el.getBoundingClientRect();
+    const div = document.createElement('div');
+    div.style.cssText = 'position:absolute;left:0;right:0;background:rgba(229,57,53,.28)';
+    div.style.top = (spot.top - box.top) + 'px';
+    div.style.height = spot.height + 'px';
+    layer.appendChild(div);
+  };
+  const paintAt = (event) => {
+    const spot = rowAt(grid, event);
+    if (!spot || painting.rows.has(spot.row)) return;
+    painting.rows.add(spot.row);
+    band(spot);
+  };
+  const onMove = (event) => { if (painting) { paintAt(event); event.preventDefault(); } };
+  const onUp = (event) => {
+    if (!painting || event.button !== 2) return;
+    document.removeEventListener('mousemove', onMove, true);
+    document.removeEventListener('mouseup', onUp, true);
+    const rows = Array.from(painting.rows);
+    const first = painting.first;
+    painting = null;
+    if (rows.length) {
+      model.send({ event: 'paint', rows, first });
+      setTimeout(() => { layer.textContent = ''; }, 4000);  // the kernel's tick repaints
+    }
+    event.preventDefault();
+    event.stopPropagation();
+  };
+  el.addEventListener('mousedown', (event) => {
+    popup.style.display = 'none';
+    if (event.button !== 2) {
+      grid.node.focus({ preventScroll: true });
+      return;
+    }
+    const spot = rowAt(grid, event);
+    event.preventDefault();
+    event.stopPropagation();  // Lumino's own handler would start a selection
+    if (!spot) return;
+    layer.textContent = '';
+    painting = { rows: new Set(), first: spot.row };
+    paintAt(event);
+    document.addEventListener('mousemove', onMove, true);
+    document.addEventListener('mouseup', onUp, true);
+  }, true);
+  el.addEventListener('contextmenu', (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+  }, true);
+
+  let hoverTimer = 0;
+  let hoverRow = null;
+  el.addEventListener('mousemove', (event) => {
+    if (event.buttons) return;
+    clearTimeout(hoverTimer);
+    const x = event.clientX, y = event.clientY;
+    hoverTimer = setTimeout(() => {
+      const spot = rowAt(grid, { clientX: x, clientY: y });
+      if (!spot) { popup.style.display = 'none'; hoverRow = null; return; }
+      if (spot.row === hoverRow && popup.style.display !== 'none') return;
+      hoverRow = spot.row;
+      popup.dataset.x = x; popup.dataset.y = y;
+      model.send({ event: 'hover', row: spot.row });
+    }, 250);
+  });
+  el.addEventListener('mouseleave', () => {
+    clearTimeout(hoverTimer);
+    hoverRow = null;
+    popup.style.display = 'none';
+  });
+  model.on('msg:custom', (content) => {
+    if (content.event === 'hover' && content.row === hoverRow) {
+      popup.innerHTML = content.html;
+      const x = Number(popup.dataset.x), y = Number(popup.dataset.y);
+      popup.style.left = Math.min(x + 16, window.innerWidth - 580) + 'px';
+      popup.style.top = (y + 18) + 'px';
+      popup.style.display = content.html ? 'block' : 'none';
+    } else if (content.event === 'painted') {
+      layer.textContent = '';
+    }
+  });
+  el.addEventListener('keydown', (event) => {
+    const accel = event.ctrlKey || event.metaKey;
+    let key = null;
+    if (accel && !event.shiftKey && (event.key === 'a' || event.key === 'A')) key = 'select-all';
+    else if (accel && !event.shiftKey && (event.key === 'z' || event.key === 'Z')) key = 'undo';
+    else if (!accel && (event.key === 'Delete' || event.key === 'Backspace')) key = 'delete';
+    if (!key) return;
+    event.preventDefault();
+    event.stopPropagation();
+    model.send({ event: 'key', key });
+  }, true);
+  return true;
+}
+
 async function wrapViews(model) {
   const id = String(model.get('grid_id') || '').replace(/^IPY_MODEL_/, '');
   const manager = model.widget_manager;
@@ -97,6 +256,7 @@ async function wrapViews(model) {
   for (const pending of Object.values((target && target.views) || {})) {
     try {
       const view = await pending;
+      if (model.get('hands')) attachHands(view, model);
       if (batchBlits(view && view.grid && view.grid.grid)) wrapped += 1;
     } catch (error) {
       // a view that failed to render has no grid to wrap
@@ -133,6 +293,7 @@ class GridPainter(anywidget.AnyWidget):
     _esm = _ESM
     grid_id = traitlets.Unicode("").tag(sync=True)
     batched = traitlets.Int(0).tag(sync=True)  # grid views wrapped in the browser
+    hands = traitlets.Bool(True).tag(sync=True)  # listen for drags, hovers and keys
 
     def __init__(self, grid: Any, **kwargs: Any) -> None:
         kwargs.setdefault("layout", widgets.Layout(display="none"))

@@ -44,6 +44,11 @@ def browser_selects(grid: SellersGrid, *rows: tuple[int, int]) -> None:
     grid.datagrid.selections = [{"r1": a, "r2": b, "c1": 0, "c2": 3} for a, b in rows]
 
 
+def browser_submits(box: Any, text: str) -> None:
+    """What the browser sends on Enter (or the box's button): the text typed, with it."""
+    box._message(None, {"event": "submit", "value": text}, [])
+
+
 def test_data_request_gets_every_column_of_the_rows_asked(grid: SellersGrid) -> None:
     sent = Sent(grid)
     rows = request(grid, sent, 10, 14)
@@ -140,23 +145,22 @@ def test_buttons_without_a_selection_show_a_message_not_a_traceback(grid: Seller
     grid.buttons["flag"].click()
     assert "Could not flag: select the sellers to flag first" in grid.message.value
     grid.select_rows(1, 2)
-    grid.buttons["rename"].click()
+    browser_submits(grid.rename_text, "x")
     assert "select exactly one seller to rename (2 selected)" in grid.message.value
     assert "Traceback" not in capsys.readouterr().err
 
 
 def test_rename_one_seller(grid: SellersGrid, offline_wb: Workbench) -> None:
     grid.select_rows(4)
-    grid.rename_text.value = "  Fresh Name  "
-    grid.buttons["rename"].click()
+    browser_submits(grid.rename_text, "  Fresh Name  ")
     assert "Renamed to Fresh Name" in grid.message.value
     assert grid.rename_text.value == ""
     # Renamed rows move (sorted by name); the selection follows the seller.
     assert grid.selected_ids == ["id-000004"]
     assert grid.selected_frame()["Name"].tolist() == ["Fresh Name"]
     grid.select_rows(5)
-    grid.rename_text.value = "fresh   name"  # the same normalized name: refused by the queue
-    grid.buttons["rename"].click()
+    # the same normalized name: refused by the queue
+    browser_submits(grid.rename_text, "fresh   name")
     assert "Could not rename:" in grid.message.value
     assert grid.message.value.count("⚠") == 1
 
@@ -227,12 +231,13 @@ def test_unique_values_request(grid: SellersGrid) -> None:
 
 
 def test_search_box_and_flagged_filter_widgets(grid: SellersGrid) -> None:
-    grid.search.value = "Seller 00002"
+    browser_submits(grid.search, "Seller 00002")
     assert grid.viewport.row_count == 10
     grid.flagged_filter.value = "flagged"
     assert grid.selected_ids == [] and grid.viewport.row_count == 1
     assert "1 shown of 100 sellers" in grid.status_line.value
-    grid.search.value = ""
+    grid.search._message(None, {"event": "escape", "value": ""}, [])  # Escape clears it
+    assert grid.search.value == ""
     grid.flagged_filter.value = "all"
     assert grid.viewport.row_count == 100
 
@@ -277,10 +282,10 @@ def test_the_painter_sits_right_after_the_grid_and_closes_with_it(
     offline_wb: Workbench,
 ) -> None:
     grid = offline_wb.grid()
-    body = grid.children[-1]
+    body = grid.children[-2]
     # Right after the grid in the same box: the grid's view exists when the painter's
     # renders (tests/browser checks what it does there).
-    assert list(body.children[:2]) == [grid.datagrid, grid.painter]
+    assert list(body.children[1:3]) == [grid.datagrid, grid.painter]
     assert grid.painter.grid_id == grid.datagrid.model_id
     assert grid.painter.layout.display == "none"
     assert "_drawCells" in grid.painter._esm and grid.painter.batched == 0

@@ -19,3 +19,4 @@ def test_quick_benchmark_prints_the_table() -> None:
     for name in ("ours", "StreamingDataGrid(df)", "DataGrid(df)"):
         assert name in out
     assert "page@mid ratio" in out
+    assert "profiles ratio (plain SQL on the cache / ours)" in out and "profiles s" in out

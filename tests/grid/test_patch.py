@@ -49,6 +49,7 @@ def rebuilt(viewport: Viewport) -> Viewport:
     fresh = Viewport(viewport.store, columns=viewport.columns)
     fresh.search, fresh.flagged = viewport.search, viewport.flagged
     fresh.header_filters = list(viewport.header_filters)
+    fresh.where_text, fresh.picks = viewport.where_text, dict(viewport.picks)
     fresh.sort = viewport.sort
     return fresh
 
