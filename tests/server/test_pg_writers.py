@@ -220,3 +220,15 @@ def test_a_busy_pool_is_503_with_retry_after(srv, monkeypatch):
             pool.putconn(conn)
     with _http(srv) as c:  # and answers again once connections free up
         c.get("/sync/sellers", params={"since_rev": 0, "limit": 1}).raise_for_status()
+
+
+def test_incremental_total_estimate_is_the_same_bound_as_on_sqlite(srv):
+    """min(rows in the table, max_rev - since_rev), counted over at most that many rows."""
+    with _http(srv) as c:
+        top = _feed(c, 0)
+        count = top["total_estimate"]
+        assert count == len(top["items"])  # exact from 0
+        for back in (0, 3, 50, top["max_rev"] - 1):
+            since = top["max_rev"] - back
+            page = c.get("/sync/sellers", params={"since_rev": since, "limit": 1}).json()
+            assert page["total_estimate"] == min(count, page["max_rev"] - since), back
