@@ -17,6 +17,23 @@ if ! command -v chromium >/dev/null 2>&1; then
         exit 1
     fi
 fi
+# PostgreSQL binaries for the tests that start a throw-away cluster (server/pgcluster.py)
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        # the binaries only: no "main" cluster of the package's own left running
+        mkdir -p /etc/postgresql-common
+        [ -e /etc/postgresql-common/createcluster.conf ] ||
+            echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null
+    else
+        echo "PostgreSQL is missing: sudo apt-get install postgresql (storage tests need it)" >&2
+        exit 1
+    fi
+fi
+# The demo servers that tests and notebooks start (sb.demo()) live in a folder of this run.
+SELLERBENCH_HOME=$(mktemp -d -t sellerbench-test-home.XXXXXX)
+export SELLERBENCH_HOME
+trap 'rm -rf "$SELLERBENCH_HOME"' EXIT
 lint=(sellerbench tests)
 [ -d benchmarks ] && lint+=(benchmarks)
 .venv/bin/ruff check "${lint[@]}"

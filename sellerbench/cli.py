@@ -107,7 +107,9 @@ def _cache_path(args: argparse.Namespace, *, must_exist: bool) -> Path:
     if path.exists():
         with path.open("rb") as handle:
             head = handle.read(12)
-        if (len(head) >= 12 and head[8:12] != _DUCKDB_MAGIC) or 0 < len(head) < 12:
+        empty_other = not head and path.suffix.lower() not in CACHE_SUFFIXES
+        if (len(head) >= 12 and head[8:12] != _DUCKDB_MAGIC) or 0 < len(head) < 12 or \
+                empty_other:  # an empty notes.txt is not a cache either
             raise UsageError(
                 f"{shown} {path} is not a DuckDB file; it accepts a sellerbench cache "
                 f"(or a new file name ending in {' or '.join(CACHE_SUFFIXES)})"
@@ -242,22 +244,39 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from . import runs
     from .errors import NotFoundError
 
-    with _workbench(args, read_only=True) as wb:
-        if args.action == "watch":
-            if args.run_id is not None:
-                try:
-                    runs.run(wb, args.run_id)  # before any progress line is printed
-                except NotFoundError:
-                    raise UsageError(
-                        f"runs watch: there is no collection run {args.run_id!r}; "
-                        f"`sellerbench runs` lists them"
-                    ) from None
-            watcher = runs.watch_text(wb, args.run_id, interval=args.interval)
-            return 1 if watcher.message.startswith("stopped") else 0
+    if args.action == "list" and args.run_id is not None:
+        raise UsageError("runs list takes no run id; use `sellerbench runs watch RUN_ID`")
+    with contextlib.ExitStack() as stack:
+        if args.action == "list":  # reads: the API when it answers, else the cache
+            wb = _reading_workbench(args, stack)
+            print(runs.table(wb, limit=args.limit))
+            return 0
+        # Watching syncs the sellers the runs find into the cache, as `sync` does.
+        wb = stack.enter_context(_workbench(args))
         if args.run_id is not None:
-            raise UsageError("runs list takes no run id; use `sellerbench runs watch RUN_ID`")
-        print(runs.table(wb, limit=args.limit))
-    return 0
+            try:
+                runs.run(wb, args.run_id)  # before any progress line is printed
+            except NotFoundError:
+                raise UsageError(
+                    f"runs watch: there is no collection run {args.run_id!r}; "
+                    f"`sellerbench runs` lists them"
+                ) from None
+        watcher = runs.watch_text(wb, args.run_id, interval=args.interval)
+        return 1 if watcher.message.startswith("stopped") else 0
+
+
+def _reading_workbench(args: argparse.Namespace, stack: contextlib.ExitStack) -> Any:
+    """A workbench for a command that only reads: the cache opened read-only, or, with no
+    cache file yet and an API set, a throwaway cache removed when the command ends."""
+    _check_settings(args)
+    cache = _cache_path(args, must_exist=False)
+    if cache.exists():
+        return stack.enter_context(_workbench(args, read_only=True))
+    if not _setting(args, "api_url"):
+        _cache_path(args, must_exist=True)  # raises: no cache, nothing to read
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="sellerbench-"))
+    args.cache = str(Path(folder) / "cache.duckdb")
+    return stack.enter_context(_workbench(args))
 
 
 def _check_where(wb: Any, where: str | None) -> None:
@@ -296,15 +315,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     # Reading the cache never changes it. With no cache file yet, the server's export
     # streams through a throwaway cache (the workbench needs one) that is removed after.
     _check_settings(args)
-    cache = _cache_path(args, must_exist=False)
+    if args.source == "cache":
+        _cache_path(args, must_exist=True)
     with contextlib.ExitStack() as stack:
-        source, existing = args.source, cache.exists()
-        if not existing:
-            if source == "cache" or not _setting(args, "api_url"):
-                _cache_path(args, must_exist=True)  # raises: no cache, nothing to read
-            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="sellerbench-"))
-            args.cache, source = str(Path(folder) / "cache.duckdb"), "server"
-        wb = stack.enter_context(_workbench(args, read_only=existing))
+        existing = _cache_path(args, must_exist=False).exists()
+        wb = _reading_workbench(args, stack)
+        source = args.source if existing else "server"
         _check_where(wb, args.where)
         report = wb.export(
             args.path, flagged=flagged, search=args.search, where=args.where, columns=columns,

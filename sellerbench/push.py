@@ -181,12 +181,11 @@ def push(
     return pusher.report
 
 
-def has_pending(store: Store) -> bool:
+def has_pending(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the queue holds anything to push (one cheap read)."""
-    with store.connect() as con:
-        return bool(con.execute(
-            "SELECT EXISTS (SELECT 1 FROM mutations WHERE state = 'pending')"
-        ).fetchall()[0][0])
+    return bool(con.execute(
+        "SELECT EXISTS (SELECT 1 FROM mutations WHERE state = 'pending')"
+    ).fetchall()[0][0])
 
 
 def _finish(store: Store, *, release: bool) -> int:

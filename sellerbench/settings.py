@@ -207,6 +207,8 @@ def parse(name: str, text: str, origin: str = "env") -> object:
 
 def _raw(name: str, given: object, origin: str) -> tuple[str | None, str]:
     setting = _BY_NAME[name]
+    if given == "":  # said explicitly: no value (``connect(api_url="")`` is offline)
+        return None, origin
     if given is not None:
         if isinstance(given, bool):
             return ("1" if given else "0"), origin

@@ -70,6 +70,8 @@ class ChangeEvent(str):
 class Workbench:
     """A cache file, the API client that keeps it in step, and everything on top."""
 
+    AGAIN_ROUNDS = 3  # extra push rounds one caller runs for changes queued meanwhile
+
     def __init__(
         self,
         store: Store,
@@ -152,8 +154,15 @@ class Workbench:
             "sb.connect(), or set SELLERBENCH_API_URL and SELLERBENCH_TOKEN"
         )
         with self.store.locks.sync:
-            pushed = self._push(client) if push.has_pending(self.store) else None
-            report = sync.pull(self.store, client, progress=progress, full=full)
+            early = sync.ask_early(self.store, client, full=full)
+            # Held open across push and pull: the database stays loaded in this process,
+            # so every connection they open is cheap.
+            with self.store.connect() as con:
+                pushed = None
+                if push.has_pending(con):
+                    early.cancel()  # the push changes what the first pages hold
+                    pushed = self._push(client)
+                report = sync.pull(self.store, client, progress=progress, full=full, early=early)
             report.pushed = pushed
         self._tell("sync")
         return report
@@ -431,12 +440,17 @@ class Workbench:
 
         ``blocking=False`` (auto-push): when a push is under way, raise the file's
         ``push_again`` flag and return None; the push under way sees the flag after it
-        released the lock and sends once more, so no queued change is left behind.
+        released the lock and sends once more, so no queued change is left behind. It
+        does so at most ``AGAIN_ROUNDS`` times (a caller's push must return while other
+        threads keep changing sellers); what is still flagged then goes out from a
+        background thread.
         """
         locks = self.store.locks
         report: PushReport | None = None
         locks.push_again.set()
-        while locks.push_again.is_set():
+        for _ in range(1 + self.AGAIN_ROUNDS):
+            if not locks.push_again.is_set():
+                break
             if not locks.push.acquire(blocking=blocking):
                 return report  # the holder sees push_again once it releases
             try:
@@ -451,6 +465,11 @@ class Workbench:
             if step.sent or step.reads or step.failed:
                 self._tell("push", step.touched)
             blocking, retry_now = False, False  # further rounds only for what came meanwhile
+        else:
+            if locks.push_again.is_set():  # still more: hand over, this caller returns
+                threading.Thread(
+                    target=self._auto_push, name="sellerbench-push", daemon=True
+                ).start()
         return report
 
 

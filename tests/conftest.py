@@ -10,10 +10,16 @@ Each has ``.url``, ``.tokens`` (``analyst``, ``viewer``, ``admin``), ``.data_dir
 ``.faults`` (switches that may be changed while it runs) and ``.stop()``.
 
 - ``wb``: a connected Workbench (analyst) on ``server`` with a fresh cache in tmp_path.
+
+PostgreSQL: ``pg_cluster`` is one throw-away cluster for the session (tests/pgcluster.py,
+started on first use); ``storage`` is a session parameter over ``sqlite`` and
+``postgresql`` (marked ``postgres``) for suites that run on both, and ``db_url(storage)``
+gives a fresh database for it (None: SQLite in the data folder).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,37 @@ from typing import Any
 import pytest
 
 from sellerbench.server.embedded import EmbeddedServer, start
+from sellerbench.server.pgcluster import Cluster, find_bin, start_cluster
 from sellerbench.workbench import Workbench, connect
+
+STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    if find_bin() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/test.sh installs Debian's postgresql)")
+    cluster = start_cluster(Path(tempfile.mkdtemp(prefix="sb-pg-")))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=STORAGES)
+def storage(request: pytest.FixtureRequest) -> str:
+    """"sqlite" or "postgresql": which storage the servers of a test use."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def db_url(request: pytest.FixtureRequest) -> Callable[[str], str | None]:
+    """``db_url(storage)``: a fresh PostgreSQL database's URL, or None for SQLite."""
+
+    def make(kind: str) -> str | None:
+        if kind == "sqlite":
+            return None
+        return request.getfixturevalue("pg_cluster").database()
+
+    return make
 
 
 @pytest.fixture(scope="session")

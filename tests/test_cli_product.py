@@ -171,8 +171,7 @@ def test_reading_commands_never_create_a_cache(
     assert not missing.exists()
     if command != ["status"]:
         assert code == 1 and f"no cache at {missing}" in err and "sellerbench sync" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"] or \
-        sorted(p.name for p in tmp_path.iterdir()) == []
+    assert {p.name for p in tmp_path.iterdir()} <= {"home"}
 
 
 @pytest.mark.parametrize("command", [["status"], ["sync", "--api-url", "http://127.0.0.1:9",
@@ -189,6 +188,11 @@ def test_a_file_that_is_not_a_cache_is_refused_and_left_alone(
     assert_one_line_misuse(code, err, "--cache", "not a DuckDB file")
     assert notes.read_text(encoding="utf-8") == "my notes\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "empty.txt").touch()
+    empty = run(*command, "--cache", str(tmp_path / "empty.txt"), capsys=capsys)
+    assert_one_line_misuse(empty[0], empty[2], "--cache", "not a DuckDB file")
+    assert (tmp_path / "empty.txt").stat().st_size == 0
+    (tmp_path / "empty.txt").unlink()
     fresh = run("status", "--cache", str(tmp_path / "new-notes.txt"), capsys=capsys)
     assert_one_line_misuse(fresh[0], fresh[2], "--cache", ".duckdb")
 
@@ -350,3 +354,15 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for command in ("serve", "sync", "status", "push", "export", "report", "runs", "rebuild"):
         assert command in out
+
+
+def test_listing_runs_from_the_api_creates_no_cache(
+    server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "none.duckdb"
+    code, out, err = run("runs", "--api-url", server.url, "--token", server.tokens["viewer"],
+                         "--cache", str(missing), capsys=capsys)
+    assert code == 0, err
+    assert "live from the API" in out
+    assert not missing.exists()
+    assert set(tmp_path.iterdir()) <= {tmp_path / "home"}  # no throwaway cache left either

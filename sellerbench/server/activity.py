@@ -9,7 +9,8 @@
   (10 s by default, under the contract's 15 s). The stream ends after the run's final
   ``status`` event, or at once when the run has ended and nothing after ``n`` is left.
 
-A stream learns of new events from ``RunSimulator.last_event_id`` (a counter in memory),
+A stream learns of new events from ``RunSimulator.last_event_id`` (a counter in memory,
+moved by this process's writes and, on PostgreSQL, by LISTEN/NOTIFY for every process's),
 and reads them from the database in a worker thread, so waiting costs no query.
 ``install(app)`` creates the simulator on ``app.state.simulator``; ``start(app)`` and
 ``stop(app)`` run it with the app's lifespan, and ``stop`` ends every open stream too.
@@ -65,7 +66,11 @@ def install(app: FastAPI) -> None:
 
 def start(app: FastAPI) -> None:
     """Resume runs left running by a previous server and start advancing runs."""
-    app.state.simulator.start()
+    simulator: RunSimulator = app.state.simulator
+    listen = getattr(app.state.storage, "listen", None)
+    if listen is not None:  # events committed by other server processes
+        listen(simulator.note_event)
+    simulator.start()
 
 
 def stop(app: FastAPI) -> None:

@@ -157,8 +157,8 @@ def build_router(settings: ServerSettings) -> APIRouter:
 
                 if not arrow:
                     return _json_page(page_as("json"), spec, with_rev=True)
-                page = page_as("lines")
-                table = lines_table(page)
+                page = page_as("lines")  # PostgreSQL answers rows: no printf there
+                table = lines_table(page) if page.form == "lines" else rows_table(page)
                 if table is None:  # the exact, slower way, in the same snapshot
                     page = page_as("rows")
                     table = rows_table(page)

@@ -28,7 +28,7 @@ from . import activity, demo
 from .app import create_app
 from .auth import ensure_demo_tokens
 from .faults import Faults, wrap
-from .storage import SQLiteStorage
+from .storage import Storage, connect
 
 __all__ = ["EmbeddedServer", "data_root", "start"]
 
@@ -69,7 +69,7 @@ class EmbeddedServer:
     tokens: dict[str, str]
     data_dir: Path
     faults: Faults
-    storage: SQLiteStorage
+    storage: Storage
     app: Any
     demo_summary: dict[str, Any] | None = None
     _server: Any = field(default=None, repr=False)
@@ -115,11 +115,15 @@ def start(
     faults: Faults | None = None,
     port: int = 0,
     startup_timeout: float = 30.0,
+    db: str | None = None,
 ) -> EmbeddedServer:
-    """Create demo data (when the database is empty) and serve it on 127.0.0.1."""
+    """Create demo data (when the database is empty) and serve it on 127.0.0.1.
+
+    ``db``: a ``postgresql://`` URL to keep the data there (the tokens file stays in
+    the data folder); by default a SQLite file in the data folder."""
     folder = Path(data_dir) if data_dir is not None else _fresh_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    storage = SQLiteStorage(folder / DB_NAME)
+    storage = connect(db if db is not None else folder / DB_NAME)
     summary = None
     if n and storage.is_empty():
         summary = demo.generate(storage, n, seed)

@@ -12,11 +12,19 @@ the key up for the caller's user:
 
 Only successful answers are stored: a refused write (409, 404, 422) wrote nothing, so
 retrying it simply asks again. In base-only mode the header is ignored entirely.
+
+Concurrent writers (PostgreSQL): requests with the same key wait for each other (a lock
+on the key, taken before the look-up), so the later one replays the earlier's answer; a
+transaction that loses a race anyway (a deadlock) is rolled back and run again; a name
+a concurrent writer took is 409 ``DUPLICATE``; a database timeout is 503 ``UNAVAILABLE``
+(retry later).
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,12 +38,13 @@ from .auth import User
 from .deps import settings_of, storage_of
 from .problems import Problem
 from .records import now_ts, ts_before
-from .storage import Tx
+from .storage import Busy, Conflict, Duplicate, Tx
 
 __all__ = ["IdempotencyKey", "Outcome", "RequestHash", "perform"]
 
 KEEP = timedelta(hours=24)
 MAX_KEY = 255
+ATTEMPTS = 5  # runs of a write that keeps losing races before it answers 503
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,30 @@ def perform(
     digest: str | None,
     action: Callable[[Tx], Outcome],
 ) -> Response:
-    """Run ``action`` in one write transaction, honouring the Idempotency-Key."""
+    """Run ``action`` in one write transaction, honouring the Idempotency-Key; run it
+    again when a concurrent transaction won a race (see the module docstring)."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return _perform_once(request, user, key, digest, action)
+        except Conflict:
+            time.sleep(0.005 * (attempt + 1) * random.random())
+        except Duplicate as exc:
+            raise Problem(
+                409, "DUPLICATE", "a live seller already has this name (a concurrent write "
+                "took it); choose another name"
+            ) from exc
+        except Busy as exc:
+            raise Problem(503, "UNAVAILABLE", f"the database is busy ({exc}); retry") from exc
+    raise Problem(503, "UNAVAILABLE", "the write kept meeting concurrent writes; retry")
+
+
+def _perform_once(
+    request: Request,
+    user: User,
+    key: str | None,
+    digest: str | None,
+    action: Callable[[Tx], Outcome],
+) -> Response:
     storage = storage_of(request)
     if key is None or digest is None or not settings_of(request).ext:
         with storage.write() as tx:
@@ -113,6 +145,7 @@ def perform(
         return _response(status, payload)
     method, path = request.method, request.url.path
     with storage.write() as tx:
+        tx.lock(f"idempotency {user.id} {key}")  # the same key at once: one at a time
         replay = _replay(tx, user, key, method, path, digest)
         if replay is not None:
             return replay

@@ -18,6 +18,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from .storage import Busy
+
 __all__ = ["ErrorBody", "Problem", "error_responses", "flat_routes", "install_handlers"]
 
 log = logging.getLogger("sellerbench.server")
@@ -142,6 +144,12 @@ def install_handlers(app: FastAPI) -> None:
             message = f"{request.method} is not served here; use {', '.join(allowed)}"
             headers = {"Allow": ", ".join(allowed)}
         return error_json(status, CODES_BY_STATUS.get(status, "ERROR"), message, headers)
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy) -> JSONResponse:
+        # a database timeout (PostgreSQL: a busy pool or a slow statement): transient
+        return error_json(503, "UNAVAILABLE", f"the database is busy ({exc}); retry",
+                          {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

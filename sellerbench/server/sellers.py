@@ -9,7 +9,10 @@ Rules every function keeps:
   normalized form is unique among live sellers (409 ``DUPLICATE``);
 - ids that are not UUIDs cannot exist, so they are simply "not found";
 - a refused single write raises :class:`~.problems.Problem`, which rolls the
-  transaction back: nothing is half-written.
+  transaction back: nothing is half-written;
+- a row read in order to change it is locked (``tx.for_update``: PostgreSQL's writers
+  run concurrently), batches in id order so two batches never wait on each other in a
+  circle; a name taken by a concurrent writer is caught by the unique index.
 
 Restore (**ext**): restoring a seller whose normalized name now belongs to a live seller
 (or to another seller restored in the same call) refuses the whole call with 409
@@ -25,7 +28,7 @@ from typing import Any
 
 from .problems import Problem
 from .records import SELLER_COLUMNS, is_uuid, normalize_name, now_ts, seller_record, validate_name
-from .storage import Tx
+from .storage import Duplicate, Tx
 
 __all__ = [
     "bulk_create",
@@ -50,7 +53,9 @@ def _ids(ids: Iterable[str]) -> list[str]:
 def _row(tx: Tx, seller_id: str) -> tuple[Any, ...] | None:
     if not is_uuid(seller_id):
         return None
-    return tx.execute(f"SELECT {_COLUMNS} FROM sellers WHERE id = ?", (seller_id,)).fetchone()
+    return tx.execute(
+        f"SELECT {_COLUMNS} FROM sellers WHERE id = ?{tx.for_update}", (seller_id,)
+    ).fetchone()
 
 
 def _live(tx: Tx, seller_id: str) -> dict[str, Any]:
@@ -81,7 +86,8 @@ def _rows(tx: Tx, ids: list[str], where: str = "") -> list[tuple[Any, ...]]:
         chunk = ids[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
         rows += tx.execute(
-            f"SELECT {_COLUMNS} FROM sellers WHERE id IN ({marks}){where}", chunk
+            f"SELECT {_COLUMNS} FROM sellers WHERE id IN ({marks}){where} ORDER BY id"
+            f"{tx.for_update}", chunk
         ).fetchall()
     return rows
 
@@ -91,7 +97,7 @@ def _insert(tx: Tx, display: str, normalized: str, now: str) -> dict[str, Any]:
            None, tx.next_rev())
     try:
         tx.execute(f"INSERT INTO sellers ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", row)
-    except sqlite3.IntegrityError as exc:  # the unique index agrees with _taken
+    except (sqlite3.IntegrityError, Duplicate) as exc:  # the unique index agrees with _taken
         raise Problem(409, "DUPLICATE", f"a live seller is already named {display!r}") from exc
     return seller_record(row)
 
@@ -125,7 +131,10 @@ def bulk_create(tx: Tx, names: list[str]) -> tuple[list[dict[str, Any]], list[st
 def _write(tx: Tx, seller_id: str, changes: dict[str, Any]) -> None:
     changes = {**changes, "updated_at": now_ts(), "rev": tx.next_rev()}
     sets = ", ".join(f"{column} = ?" for column in changes)
-    tx.execute(f"UPDATE sellers SET {sets} WHERE id = ?", [*changes.values(), seller_id])
+    try:
+        tx.execute(f"UPDATE sellers SET {sets} WHERE id = ?", [*changes.values(), seller_id])
+    except Duplicate as exc:  # a concurrent writer took the name after _taken looked
+        raise Problem(409, "DUPLICATE", "a live seller already has this name") from exc
 
 
 def update(tx: Tx, seller_id: str, *, name: object = None, flagged: bool | None = None):

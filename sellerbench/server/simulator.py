@@ -33,6 +33,13 @@ time spent running only.
 After a restart: runs left ``running`` are resumed (a ``status`` event with reason
 ``resumed after a server restart`` says so); the downtime does not count as duration.
 Paused and pending runs stay as they were.
+
+Several server processes on one PostgreSQL database: the tick loop runs in the one
+process that holds the storage's leader lock (``storage.try_lead()``); the others apply
+transitions only, and take over (recovering as after a restart) if the leader exits.
+Every transaction that emits a run's events first locks that run's row, so a run's
+events commit in id order. Running time counts from the later of this process's own
+clock mark and the run's ``updated_at`` (the last time any process banked it).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .demo import _name as seller_name
-from .records import RUN_COLUMNS, normalize_name, now_ts, run_record
+from .records import RUN_COLUMNS, normalize_name, now_ts, parse_ts, run_record
 from .storage import Storage, Tx
 
 __all__ = [
@@ -155,6 +162,7 @@ class RunSimulator:
         self.failure_rate = failure_rate
         self.last_event_id = 0  # the newest committed event id: streams poll this cheaply
         self.open_streams = 0  # activity streams being served (kept by activity.py)
+        self.leading = False  # this process advances runs (see the module docstring)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The maps below change only inside write transactions, which SQLite serialises,
@@ -163,6 +171,10 @@ class RunSimulator:
         self._budget: dict[str, float] = {}
         self._since: dict[str, float] = {}  # run id -> time.time() its running time counts from
 
+    def note_event(self, event_id: int) -> None:
+        """An event committed (by any process, PostgreSQL's NOTIFY): streams look again."""
+        self.last_event_id = max(self.last_event_id, event_id)
+
     @property
     def products_per_second(self) -> float:
         return PRODUCTS_PER_SECOND * self.run_speed
@@ -170,9 +182,16 @@ class RunSimulator:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Resume runs a previous server left running, then start the tick thread."""
+        """Resume runs a previous server left running, then start the tick thread (in
+        the leading process; the others wait in that thread to take over)."""
         self._stop.clear()
-        self._recover()
+        lead = getattr(self.storage, "try_lead", None)
+        self.leading = lead is None or lead()
+        if self.leading:
+            self._recover()
+        else:
+            with self.storage.write() as tx:
+                self.last_event_id = _max_event_id(tx)
         self._thread = threading.Thread(target=self._loop, name="run-simulator", daemon=True)
         self._thread.start()
 
@@ -197,6 +216,7 @@ class RunSimulator:
             self.last_event_id = _max_event_id(tx)
             ids = [r[0] for r in tx.execute(
                 "SELECT id FROM collection_runs WHERE status = 'running' AND deleted_at IS NULL"
+                f" ORDER BY id{tx.for_update}"
             )]
             for run_id in ids:
                 self._since[run_id] = time.time()
@@ -253,7 +273,10 @@ class RunSimulator:
         return changes
 
     def _banked(self, run: dict[str, Any]) -> float:
-        since = self._since.get(run["id"], time.time())
+        # the later of our own mark and the run's last write: another process may have
+        # banked (paused, resumed) the run since this one marked it
+        stamp = parse_ts(run["updated_at"]).timestamp()
+        since = max(self._since.get(run["id"], stamp), stamp)
         return round(float(run["duration_seconds"] or 0.0) + time.time() - since, 3)
 
     def _totals(self, tx: Tx, run: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +295,15 @@ class RunSimulator:
     # -- the tick loop --------------------------------------------------------------------
 
     def _loop(self) -> None:
+        while not self.leading:  # another process runs the simulator; take over if it ends
+            if self._stop.wait(1.0):
+                return
+            try:
+                self.leading = self.storage.try_lead()
+                if self.leading:
+                    self._recover()
+            except Exception:
+                log.exception("the run simulator could not take over; trying again")
         last = time.monotonic()
         while not self._stop.wait(self.tick):
             now = time.monotonic()
@@ -381,15 +413,17 @@ class RunSimulator:
         return self._create(tx, run_id, rng)
 
     def _bump_known(self, tx: Tx, run_id: str, rng: random.Random) -> dict[str, Any] | None:
-        top = tx.execute("SELECT max(rowid) FROM sellers").fetchone()[0]
-        if not top:
-            return None
-        row = tx.execute(
-            "SELECT id, display_name, times_seen FROM sellers WHERE rowid >= ?"
+        # a random point in the id space and the next live seller at or after it (ids are
+        # UUIDs: portable where rowid is SQLite's), wrapping around once
+        point = str(uuid.UUID(int=rng.getrandbits(128)))
+        sql = (
+            "SELECT id, display_name, times_seen FROM sellers WHERE id {} ?"
             " AND deleted_at IS NULL AND (last_seen_run_id IS NULL OR last_seen_run_id <> ?)"
-            " ORDER BY rowid LIMIT 1",
-            (rng.randint(1, top), run_id),
-        ).fetchone()
+            " ORDER BY id LIMIT 1"
+        )
+        row = tx.execute(sql.format(">="), (point, run_id)).fetchone()
+        if row is None:
+            row = tx.execute(sql.format("<"), (point, run_id)).fetchone()
         if row is None:
             return None
         now = now_ts()
@@ -426,11 +460,12 @@ class RunSimulator:
 
     def _emit(self, tx: Tx, run_id: str, kind: str, data: dict[str, Any]) -> int:
         cursor = tx.execute(
-            "INSERT INTO activity_events (run_id, type, data, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO activity_events (run_id, type, data, created_at) VALUES (?, ?, ?, ?)"
+            " RETURNING id",
             (run_id, kind, json.dumps({"run_id": run_id, **data}, ensure_ascii=False),
              now_ts()),
         )
-        event_id = int(cursor.lastrowid)
+        event_id = int(cursor.fetchone()[0])
         # Streams read this only to learn that something new may be committed; they
         # re-read committed rows (and the max id of their snapshot), so a value set just
         # before the commit costs them one empty query, never a missed event.
@@ -449,7 +484,8 @@ def _max_event_id(tx: Tx) -> int:
 
 def _run_row(tx: Tx, run_id: str) -> tuple[Any, ...] | None:
     return tx.execute(
-        f"SELECT {_COLUMNS} FROM collection_runs WHERE id = ? AND deleted_at IS NULL", (run_id,)
+        f"SELECT {_COLUMNS} FROM collection_runs WHERE id = ? AND deleted_at IS NULL"
+        f"{tx.for_update}", (run_id,)
     ).fetchone()
 
 

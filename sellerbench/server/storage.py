@@ -1,17 +1,28 @@
-"""Where the server keeps its data: SQLite (standard library, WAL) behind a small interface.
-
-The interface is what the rest of the server uses, so a PostgreSQL storage can come later:
+"""Where the server keeps its data: SQLite (one process, the default) or PostgreSQL (a
+team: several processes, concurrent writers; :mod:`.pgstorage`), behind one interface:
 
 - ``storage.read()``  -> a context manager giving a connection inside one read
   transaction (one consistent snapshot for a page and its ``max_rev``);
 - ``storage.write()`` -> a context manager giving a :class:`Tx`: one write transaction,
   committed when the block ends, rolled back if it raises. ``tx.next_rev()`` hands out
-  the global change number; because writers are serialised (``BEGIN IMMEDIATE``) and the
-  counter is stored in the same transaction, rev order is commit order.
+  the global change number;
 - ``storage.close()``.
 
-SQL is written in the portable subset (``?`` placeholders, ``RETURNING``-free), with the
-SQLite-only parts (pragmas, partial indexes) kept in this module.
+How ``rev`` stays a feed that never loses a change:
+
+- SQLite: writers are serialised (``BEGIN IMMEDIATE``) and the counter is stored in the
+  same transaction, so rev order is commit order and ``max_rev`` is the stored counter.
+- PostgreSQL: revs come from a sequence, so they can commit out of order; each writer
+  registers (an advisory lock) before its first rev, and a feed page caps itself at a
+  *safe* rev below every still-running writer, read before the page's snapshot. The
+  full argument and its time bound are in :mod:`.pgstorage`.
+
+Statements are written once in the portable subset (``?`` placeholders, ``RETURNING``,
+``ON CONFLICT``); ``Tx.for_update`` is the row lock a read-before-write takes (nothing
+on SQLite, where the writer holds the whole database). Errors both storages raise to the
+routes: :class:`Duplicate` (a unique index refused a write), :class:`Conflict` (a
+concurrent transaction won a race: run the transaction again), :class:`Busy` (a
+timeout; 503). SQLite-only parts (pragmas) stay in this module.
 
 Tables (stable: the run simulator writes ``collection_runs`` and ``activity_events``):
 
@@ -36,7 +47,18 @@ from typing import Protocol
 
 from .catalog import CATEGORIES
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStorage", "Storage", "Tx", "open_storage"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Busy",
+    "Conflict",
+    "Duplicate",
+    "SQLiteStorage",
+    "Storage",
+    "Tx",
+    "connect",
+    "is_postgres",
+    "open_storage",
+]
 
 SCHEMA_VERSION = 1
 
@@ -143,8 +165,24 @@ CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency_keys (created_at);
 """
 
 
+class Duplicate(Exception):
+    """A unique index refused the write (PostgreSQL: a concurrent writer took the name)."""
+
+
+class Conflict(Exception):
+    """A concurrent transaction won a race (deadlock, the same idempotency key): the
+    transaction was rolled back and may simply run again."""
+
+
+class Busy(Exception):
+    """The database did not answer in time (a timeout): a 503, retry later."""
+
+
 class Tx:
     """One write transaction: the connection plus the global change counter."""
+
+    dialect = "sqlite"
+    for_update = ""  # the writer holds the whole database: no row lock needed
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -159,6 +197,10 @@ class Tx:
     def execute(self, sql: str, params: tuple | list | dict = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
+    def lock(self, name: str) -> None:
+        """Wait for any other transaction holding ``name`` (nothing to do here: SQLite's
+        writer already holds the whole database)."""
+
     def executemany(self, sql: str, rows) -> sqlite3.Cursor:
         return self.conn.executemany(sql, rows)
 
@@ -168,7 +210,7 @@ class Tx:
 
 
 class Storage(Protocol):
-    """What the server needs from a database (SQLite today, PostgreSQL later)."""
+    """What the server needs from a database (SQLite or PostgreSQL)."""
 
     path: Path | None
 
@@ -296,8 +338,22 @@ class SQLiteStorage:
                 conn.close()
 
 
-def open_storage(path: str | Path) -> SQLiteStorage:
+def is_postgres(db: object) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL."""
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def connect(db: str | Path) -> Storage:
+    """The storage for ``db``: a PostgreSQL URL, else a SQLite file path (created)."""
+    if is_postgres(db):
+        from .pgstorage import PostgresStorage  # psycopg only when asked for
+
+        return PostgresStorage(str(db))
+    return SQLiteStorage(db)
+
+
+def open_storage(path: str | Path) -> Storage:
     """Open (creating if needed) the storage at ``path`` with its indexes in place."""
-    storage = SQLiteStorage(path)
+    storage = connect(path)
     storage.ensure_indexes()
     return storage

@@ -27,9 +27,16 @@ def _misbehave(faults: Faults, **switches: float | None) -> None:
     faults._tokens = float(faults.rate_limit or 0)  # a full bucket to start with
 
 
-@pytest.mark.parametrize("base_only", [False, True], ids=["full", "base-only"])
-def test_chaos_exactly_once(make_server, tmp_path, base_only):
-    server = make_server(n=200, base_only=base_only, seed=11)
+# PostgreSQL runs the full contract only: base-only adds no storage path, and each run
+# costs two minutes of the suite's budget.
+@pytest.mark.parametrize(
+    ("base_only", "storage"),
+    [(False, "sqlite"), (True, "sqlite"),
+     pytest.param(False, "postgresql", marks=pytest.mark.postgres)],
+    ids=["full", "base-only", "full-postgresql"],
+)
+def test_chaos_exactly_once(make_server, tmp_path, base_only, storage, db_url):
+    server = make_server(n=200, base_only=base_only, seed=11, db=db_url(storage))
     token = server.tokens["analyst"]
     wb = connect(server.url, token, tmp_path / "cache.duckdb", auto_push=False)
     wb.client.backoff, wb.client.max_backoff = 0.005, 0.05

@@ -46,9 +46,15 @@ STATELESS = settings(
 )
 
 
+# PostgreSQL runs the same checks with fewer examples (the CI budget).
+EXAMPLES = {"sqlite": (12, 8), "postgresql": (6, 5)}  # (stateless, stateful) per storage
+
+
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory) -> Iterator[EmbeddedServer]:
-    srv = start(n=60, seed=23, data_dir=tmp_path_factory.mktemp("fuzz_api"), run_speed=40)
+def fuzz_server(tmp_path_factory, storage, db_url) -> Iterator[EmbeddedServer]:
+    srv = start(n=60, seed=23, data_dir=tmp_path_factory.mktemp("fuzz_api"), run_speed=40,
+                db=db_url(storage))
+    srv.storage_kind = storage
     yield srv
     srv.stop()
 
@@ -94,7 +100,7 @@ def test_every_operation_holds_to_its_document(fuzz_server: EmbeddedServer) -> N
         operation = result.ok()
         operations += 1
 
-        @STATELESS
+        @settings(STATELESS, max_examples=EXAMPLES[fuzz_server.storage_kind][0])
         @given(case=_strategy(operation, known))
         def check(case: Any) -> None:
             response = case.call_and_validate(
@@ -129,8 +135,8 @@ def test_chains_of_operations_hold_to_the_document(fuzz_server: EmbeddedServer) 
                                    headers=kw.get("headers"))
 
     Workflow.run(settings=settings(
-        max_examples=8, stateful_step_count=6, deadline=None, database=None,
-        derandomize=True, suppress_health_check=list(HealthCheck),
+        max_examples=EXAMPLES[fuzz_server.storage_kind][1], stateful_step_count=6,
+        deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck),
     ))
     assert len(steps) >= 20 and len(set(steps)) >= 6, steps
     print(f"\n{len(steps)} stateful steps over {len(set(steps))} operations")

@@ -753,7 +753,7 @@ def test_serve_binds_loopback_unless_told_otherwise(tmp_path):
 
 
 def test_embedded_server_and_demo_bind_loopback(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # sb.demo keeps its data under ./data/demo
+    monkeypatch.setenv("SELLERBENCH_HOME", str(tmp_path))  # sb.demo keeps its data there
     wb = sb.demo(n=5, cache=tmp_path / "demo.duckdb")
     try:
         server = wb._server

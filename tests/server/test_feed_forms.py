@@ -38,6 +38,12 @@ def server(tmp_path_factory):
     srv.stop()
 
 
+@pytest.fixture(scope="session")
+def storage():
+    """SQLite only: the printf forms are SQLite's (PostgreSQL pages are always rows)."""
+    return "sqlite"
+
+
 def pages(srv, **kind):
     """The same page in every form, read in one snapshot."""
     with srv.storage.read() as conn:

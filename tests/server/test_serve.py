@@ -78,5 +78,15 @@ def test_serve_help_describes_every_switch():
     ).stdout
     for flag in ("--host", "--port", "--db", "--demo", "--seed", "--tokens-file",
                  "--base-only", "--run-speed", "--rate-limit", "--fail-rate",
-                 "--drop-before-rate", "--drop-after-rate", "--fault-seed"):
+                 "--drop-before-rate", "--drop-after-rate", "--fault-seed", "--workers"):
         assert flag in out
+
+
+def test_serve_refuses_workers_on_sqlite(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "sellerbench", "serve", "--port", "0", "--workers", "2",
+         "--db", str(tmp_path / "s.sqlite3")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--workers needs a postgresql://" in done.stderr
