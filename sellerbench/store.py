@@ -57,10 +57,10 @@ import duckdb
 import pyarrow as pa
 
 from .errors import CacheCorruptError, CacheError, CacheLockedError, CacheVersionError
+from .settings import default_cache
 
 __all__ = ["SCHEMA_VERSION", "FileLocks", "Rebuilt", "Store"]
 
-DEFAULT_CACHE = Path("data") / "sellerbench.duckdb"
 
 # Each entry moves the schema from version i to i+1. Never edit a landed entry: append
 # (a cache written at version 1 is kept in data/fixtures/ and must upgrade to the schema
@@ -308,7 +308,7 @@ class Store:
         lock_timeout: float = 10.0,
         read_only: bool = False,
     ) -> None:
-        self.path = Path(path) if path is not None else DEFAULT_CACHE
+        self.path = Path(path) if path is not None else default_cache()
         self.lock_timeout = lock_timeout
         self.read_only = read_only
         self._migrated = False

@@ -23,9 +23,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-# TODO grid engineer (issue 13): 02 still ends with grid.close(); take it out of this set
-# once it ends with the grid visible.
-BLANK_FOR_NOW = {"02-sellers-grid.ipynb"}
 pytestmark = pytest.mark.slow
 
 
@@ -104,8 +101,7 @@ def test_every_notebook_runs_without_error_in_the_lab_environment(
     assert [r["notebook"] for r in results] == [p.name for p in NOTEBOOKS], done.stderr[-3000:]
     for result in results:
         assert result["failure"] is None and result["errors"] == [], result
-        if result["notebook"] not in BLANK_FOR_NOW:  # Run All leaves its widgets on screen
-            assert result["blank_widgets"] == [], result
+        assert result["blank_widgets"] == [], result  # Run All leaves its widgets on screen
     # Nothing landed beside the notebooks: the kernels used the demo's absolute cache.
     assert set((ROOT / "notebooks").iterdir()) - before <= {
         ROOT / "notebooks" / ".ipynb_checkpoints"}
