@@ -395,7 +395,8 @@ class SellersGrid(GridActions, widgets.VBox):
             [b["all"], b["none"], b["flag"], b["unflag"], self.rename_text, b["delete"],
              b["undo"], b["sync"]], layout=row)
         self.column_toggles = {
-            c.label: widgets.ToggleButton(description=c.label, value=False,
+            c.label: widgets.ToggleButton(description=c.label,
+                                          value=c.label in self.viewport._by_label,
                                           layout=widgets.Layout(width="auto"))
             for c in COLUMNS}
         for label, toggle in self.column_toggles.items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import html
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,14 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import MutationError, SellerbenchError
-from .viewport import runs_of
+from .viewport import Viewport, runs_of
 
 if TYPE_CHECKING:
-    import threading
-
-    from .gridinput import ActionBox
-    from .gridpaint import GridPainter
-    from .viewport import Viewport
     from .workbench import Workbench
 
 __all__ = ["GridActions"]
@@ -53,26 +49,31 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
 class GridActions:
     """Actions of a SellersGrid (see the module docstring); needs its widgets and lock."""
 
-    if TYPE_CHECKING:  # what SellersGrid (grid.py) provides, for the type checker
+    if TYPE_CHECKING:  # what SellersGrid provides
         wb: Workbench
+        viewport: Viewport
+        painter: Any
+        message: Any
+        confirm_bar: Any
+        confirm_text: Any
+        rename_text: Any
+        confirm_delete_above: int
         _lock: threading.RLock
         _events: int
-        viewport: Viewport
-        painter: GridPainter
-        confirm_delete_above: int
-        rename_text: ActionBox
-        confirm_text: Any  # ipywidgets.HTML
-        confirm_bar: Any  # ipywidgets.HBox
-        message: Any  # ipywidgets.HTML
 
         @property
         def selected_ids(self) -> list[str]: ...
+
         @property
         def selected_count(self) -> int: ...
-        def select_all(self) -> None: ...
+
         def refresh(self, sellers: Iterable[str] | None = None) -> None: ...
+
         def _prepare(self) -> None: ...
+
         def _update_status(self, *, syncing: bool = False) -> None: ...
+
+        def select_all(self) -> None: ...
 
     # -- actions --------------------------------------------------------------------
 
@@ -174,15 +175,17 @@ class GridActions:
             self._guard("flag", lambda: self.paint_rows(rows, content.get("first")))
             self.painter.send({"event": "painted"})
         elif event == "hover":
-            row: Any = content.get("row")  # int() in the guard: a bad one becomes a message
+            row = content.get("row")
+            if not isinstance(row, int | float):
+                return
             text = self._guard("show the seller", lambda: self.hover_html(int(row)))
             self.painter.send({"event": "hover", "row": row, "html": text or ""})
         elif event == "key":
-            key: Any = content.get("key")
+            key = str(content.get("key"))
             action = {"select-all": self.select_all, "undo": self.undo,
                       "delete": self.ask_delete}.get(key)
             if action is not None:
-                self._guard(str(key).replace("-", " "), action)
+                self._guard(key.replace("-", " "), action)
 
     def paint_rows(self, rows: list[int], first: int | None = None) -> list[str]:
         """Right-button drag over ``rows``: flag them, or unflag them when the drag started

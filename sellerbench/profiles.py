@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import anywidget
 import duckdb
@@ -64,6 +64,13 @@ def profile_table(table: pa.Table, columns: Sequence[Column], sources: dict[str,
         con.close()
 
 
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
+    """The one row an aggregate query returns."""
+    row = con.execute(sql).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always returns a row
+    return tuple(row)
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -73,47 +80,47 @@ def _profile(con: duckdb.DuckDBPyConnection, column: Column, source: str,
     col = _q(source)
     out: dict[str, Any] = {"label": column.label, "kind": column.kind, "rows": rows}
     if column.kind == "bool":
-        flagged, empty = con.execute(
+        flagged, empty = _one(con,
             f"SELECT count(*) FILTER (WHERE {col}), count(*) FILTER (WHERE {col} IS NULL) "
-            f"FROM snap").fetchall()[0]
+            f"FROM snap")
         out.update(empty=empty, flagged=int(flagged), not_flagged=rows - int(flagged) - empty)
         names = [d[0] for d in con.execute("SELECT * FROM snap LIMIT 0").description]
         if "Pending" in names:
-            out["pending"] = con.execute(
-                "SELECT count(*) FROM snap WHERE \"Pending\" <> ''").fetchall()[0][0]
+            out["pending"] = _one(con,
+                "SELECT count(*) FROM snap WHERE \"Pending\" <> ''")[0]
         return out
     if column.kind in ("int", "time"):
         value = f"epoch_us({col})" if column.kind == "time" else col
-        low, high, empty = con.execute(
-            f"SELECT min({value}), max({value}), count(*) - count({value}) FROM snap").fetchall()[0]
+        low, high, empty = _one(con,
+            f"SELECT min({value}), max({value}), count(*) - count({value}) FROM snap")
         out["empty"] = int(empty)
         out["bins"] = [] if low is None else _histogram(con, value, int(low), int(high),
                                                         column.kind == "int")
         return out
     if column.kind == "run":
-        empty = con.execute(f"SELECT count(*) FROM snap WHERE {col} IS NULL").fetchall()[0][0]
+        empty = _one(con, f"SELECT count(*) FROM snap WHERE {col} IS NULL")[0]
         top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                       f"GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
-        distinct = con.execute(f"SELECT count(DISTINCT {col}) FROM snap").fetchall()[0][0]
+        distinct = _one(con, f"SELECT count(DISTINCT {col}) FROM snap")[0]
         out.update(empty=int(empty), distinct=int(distinct),
                    values=[[str(run_names[code]), int(n)] for code, n in top])
         return out
     text = f"CAST({col} AS VARCHAR)" if source != "__id" else col
-    empty = con.execute(f"SELECT count(*) FROM snap WHERE {col} IS NULL OR {text} = ''"
+    empty = _one(con, f"SELECT count(*) FROM snap WHERE {col} IS NULL OR {text} = ''"
                     if source != "__id" else f"SELECT count(*) FROM snap WHERE {col} IS NULL"
-                    ).fetchall()[0][0]
+                    )[0]
     out["empty"] = int(empty)
     if source == "__id":  # every seller has its own: the count says it all
         out.update(distinct=rows - int(empty), values=[])
         return out
-    approx = con.execute(f"SELECT approx_count_distinct({col}) FROM snap").fetchall()[0][0]
+    approx = _one(con, f"SELECT approx_count_distinct({col}) FROM snap")[0]
     if approx > DISTINCT_LIMIT or (rows > 20 and approx > rows // 2):  # mostly unique
         out.update(distinct=int(approx), approximate=True, values=[])
         return out
     top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                   f"AND {text} <> '' GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
-    distinct = con.execute(
-        f"SELECT count(DISTINCT {col}) FROM snap WHERE {text} <> ''").fetchall()[0][0]
+    distinct = _one(con,
+        f"SELECT count(DISTINCT {col}) FROM snap WHERE {text} <> ''")[0]
     out.update(distinct=int(distinct), values=[[str(v), int(n)] for v, n in top])
     return out
 
@@ -263,9 +270,9 @@ class ProfileStrip(anywidget.AnyWidget):
     """The profiles above the grid's columns; computed off the grid's lock (see above)."""
 
     _esm = _ESM
-    profiles: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    profiles: Any = traitlets.List().tag(sync=True)
     widths = traitlets.Dict().tag(sync=True)
-    picked: traitlets.List[str] = traitlets.List().tag(sync=True)  # labels with a profile filter
+    picked: Any = traitlets.List().tag(sync=True)  # labels with a profile filter
     busy = traitlets.Bool(False).tag(sync=True)
     enabled = traitlets.Bool(True).tag(sync=True)
     rows = traitlets.Int(0).tag(sync=True)
@@ -374,8 +381,9 @@ class ProfileStrip(anywidget.AnyWidget):
         if not isinstance(label, str):
             return
         try:
-            if content.get("event") == "pick":
-                self.pick(label, cast("int | str", content.get("index")))  # pick checks it
+            index = content.get("index")
+            if content.get("event") == "pick" and isinstance(index, int | str):
+                self.pick(label, index)
             elif content.get("event") == "clear":
                 self._on_pick(label, None)
         except SellerbenchError as exc:

@@ -177,5 +177,15 @@ def test_right_drag_keys_hover_and_profiles(lab_page: LabPage, artifacts: Any) -
         "() => document.querySelector('.sellerbench-profiles').scrollLeft") > 0, 10,
         "the profile strip to follow the grid's horizontal scroll")
     page.screenshot(path=str(artifacts / "grid-profiles.png"), full_page=True)
+
+    # The column chooser: Platform off; the browser asks for the new columns' rows.
+    replies = lab.kernel_json("grid.datagrid.replies")
+    page.locator(".sellerbench-columns").click()
+    page.locator(".sellerbench-column-toggle", has_text="Platform").click()
+    lab.wait_kernel("'Platform' in grid.columns", False)
+    lab.wait_kernel(f"grid.datagrid.replies > {replies}", True)
+    assert page.locator(".sellerbench-profile[data-column='Platform']").count() == 0 or \
+        wait_for(lambda: page.locator(".sellerbench-profile[data-column='Platform']")
+                 .count() == 0, 15, "the Platform profile to go")
     assert page.js_errors == []
     lab.run("wb.close()")

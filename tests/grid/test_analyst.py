@@ -126,6 +126,7 @@ def test_selection_round_trips_through_ids(grid: SellersGrid) -> None:
 
 
 def test_columns_chosen_by_the_analyst(grid: SellersGrid) -> None:
+    assert [label for label, t in grid.column_toggles.items() if t.value] == grid.columns
     grid.columns = ["Name", "Flagged", "Id"]
     assert grid.columns == ["Name", "Flagged", "Id"]
     sent = []
