@@ -320,17 +320,22 @@ class Workbench:
         height: str = "440px",
         show_ids: bool = False,
         confirm_delete_above: int = 20,
+        columns: Sequence[str] | None = None,
+        profiles: bool = True,
     ) -> SellersGrid:
         """An interactive grid of the sellers you see: select, flag, rename, delete,
         restore, create and undo; it follows every sync, push and change.
 
         ``height``: the grid's CSS height; ``show_ids``: show the Id column;
-        ``confirm_delete_above``: deleting more sellers than this asks first.
+        ``confirm_delete_above``: deleting more sellers than this asks first;
+        ``columns``: the column labels to show, in order (default: all but Id);
+        ``profiles``: a summary of each column's values above it (click to filter).
         """
         from .grid import SellersGrid
 
         return SellersGrid(
-            self, height=height, show_ids=show_ids, confirm_delete_above=confirm_delete_above
+            self, height=height, show_ids=show_ids, confirm_delete_above=confirm_delete_above,
+            columns=columns, profiles=profiles,
         )
 
     def active_runs(self) -> pd.DataFrame:
