@@ -312,11 +312,11 @@ class SellersGrid(GridActions, widgets.VBox):
         chosen = _columns(columns) if columns else [
             c for c in COLUMNS if show_ids or c.label != "Id"]
         self.viewport = Viewport(wb.store, columns=chosen)
+        self.viewport.on_ready = self._rows_read
         self._ranges: list[tuple[int, int]] = []  # the selection, merged
         self._pinned: pa.Array | str | None = None  # selected ids kept across a refresh
         self._events = 0
         self._detail_id: str | None = None
-        self._closed = False
         self._build_controls()
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
@@ -334,6 +334,7 @@ class SellersGrid(GridActions, widgets.VBox):
         self._update_status()
         self._show_detail()
         self.profiles.refresh(deferred=True)  # after the first rows are answered
+        self._closed = False
         wb.subscribe(self._on_event)
 
     # -- building ------------------------------------------------------------------
@@ -616,7 +617,7 @@ class SellersGrid(GridActions, widgets.VBox):
     def _widths(self, columns: Sequence[Column]) -> dict[str, int]:
         """Column widths from the first rows shown (the grid has not drawn yet)."""
         try:
-            sample = self.viewport.page(0, 199)
+            sample = self.viewport.sample()
         except SellerbenchError:
             sample = None
         return column_widths(columns, sample)
@@ -707,14 +708,25 @@ class SellersGrid(GridActions, widgets.VBox):
         info = self.viewport.detail(seller_id)
         self.detail.value = _detail_html(info) if info else "<i>This seller is gone.</i>"
 
+    def _rows_read(self) -> None:
+        """The snapshot was read in the background (on that read's thread, so never under
+        the grid's lock): the browser asks for its rows again, which takes it in, and the
+        profiles follow. Before the widgets exist, their first reads take it in."""
+        datagrid, profiles = getattr(self, "datagrid", None), getattr(self, "profiles", None)
+        if getattr(self, "_closed", True) or datagrid is None or profiles is None:
+            return
+        datagrid.tick()
+        profiles.refresh()
+
     # -- lifetime ---------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop following the workbench and close every widget of the grid."""
-        if not self._closed:
+        if not getattr(self, "_closed", True):  # True: __init__ failed before its widgets
             self._closed = True
             self.wb.unsubscribe(self._on_event)
             self.profiles.enabled = False
+            self.viewport.invalidate()  # a read under way is interrupted
             for child in (self.datagrid, self.painter, self.profiles, self.detail,
                           self.status_line, self.message, self.confirm_bar, self.message_bar,
                           self.toolbar, self.actions_bar, self.column_bar, self.search,

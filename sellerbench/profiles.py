@@ -25,6 +25,7 @@ Clicking it again, or its ×, removes it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -291,6 +292,7 @@ class ProfileStrip(anywidget.AnyWidget):
         self._worker: threading.Thread | None = None
         self._deferred = False
         self.computed = 0  # profile runs finished (tests and benchmarks read it)
+        self.version: tuple[int, int] = (-1, -1)  # the viewport's version profiled
         self.on_error: Callable[[str, BaseException], None] = lambda _w, exc: None
         self.on_msg(self._message)
 
@@ -330,10 +332,27 @@ class ProfileStrip(anywidget.AnyWidget):
                 self._worker.start()
 
     def wait(self, timeout: float = 30) -> bool:
-        """Block until the profiles of the latest snapshot are shown (tests, benchmarks)."""
-        self._start()
-        with self._state:
-            return self._state.wait_for(lambda: self._done >= self._wanted, timeout)
+        """Block until the profiles shown describe the rows the grid shows now (waiting
+        for a read of them under way); False after ``timeout`` seconds."""
+        if not self.enabled:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._grid_lock:
+                self.viewport._snapshot()
+                version = self.viewport.version
+            with self._state:
+                if self.version >= version:
+                    return True
+                idle = self._done >= self._wanted
+            if idle:
+                self.refresh()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._start()
+            with self._state:
+                self._state.wait_for(lambda: self._done >= self._wanted, remaining)
 
     def _work(self) -> None:
         while True:
@@ -342,14 +361,16 @@ class ProfileStrip(anywidget.AnyWidget):
                     self._worker = None
                     return
                 generation = self._wanted
+            version = self.version
             try:
                 with self._grid_lock:  # only to take the immutable table and its shape
-                    if self.viewport.stale:
-                        # Changed again since: the grid's next read rebuilds it and asks
-                        # anew; reading it here would cost that read twice.
+                    snap = self.viewport.installed()
+                    version = self.viewport.version
+                    if snap is None:
+                        # Changed again since, or still being read: the grid's next read
+                        # (or the read's end) asks anew; reading here would cost it twice.
                         table = None
                     else:
-                        snap = self.viewport._snapshot()
                         table, run_names = snap.table, list(snap.run_names[:-1])
                         columns = list(self.viewport.columns)
                         sources = {c.label: self.viewport._source(c.label) for c in columns}
@@ -367,6 +388,7 @@ class ProfileStrip(anywidget.AnyWidget):
                     self.error = "" if error is None else f"{type(error).__name__}: {error}"
                     self.busy = False
                     self.computed += 1
+                    self.version = version
                 self._done = max(self._done, generation)
                 self._state.notify_all()
 

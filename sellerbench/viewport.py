@@ -2,24 +2,18 @@
 
 A ``Viewport`` holds no widget. It turns the analyst's search box, flagged filter and
 the grid header's filter transforms into one SQL query over ``visible_sellers`` (what
-the analyst sees, pending changes applied) and keeps the result as a *snapshot*: the
-displayed columns plus the seller id, in memory as one Arrow table, and a permutation
-that puts it in the current sort order.
+the analyst sees, pending changes applied) and keeps the result as a *snapshot*
+(``snapshot.py``: the displayed columns plus the seller id as one Arrow table, and the
+permutation that sorts it).
 
-Why this shape (measured on 1,000,000 cached sellers, see ``benchmarks/grid.py``):
-
-- ``ORDER BY ... LIMIT 60 OFFSET 500000`` costs ~300 ms per scroll, and fetching a page
-  by a cached id list ~100 ms (random UUIDs defeat DuckDB's zone maps). A snapshot
-  costs ~0.3 s once; every page after it is a ``take`` of 60 rows (<1 ms at any offset).
-- Sorting inside DuckDB peaks at ~320 MB over the kernel's baseline (its sort buffers
-  plus the result); fetching unsorted and sorting in Arrow peaks at ~240 MB, and a
-  sort change needs no new query at all: only a new permutation (~0.1-0.2 s).
-- Selections are row positions in that same order, so a selection maps to seller ids
-  by taking the id column through the permutation; ids map back to positions through
-  the inverse permutation (selections follow their sellers across a refresh).
-
-The sort is stable on one key; ties keep the cache's scan order. Run columns are held
-as small integer codes ranked by run name (4 bytes a row instead of a string).
+On a large cache (``early_above`` sellers, 2,000,000 by default) the snapshot is read on
+a thread of its own, and until it is there the grid's first ``EARLY_ROWS`` rows and its
+counts come from two small queries (``ORDER BY <sort> LIMIT 200`` and one ``count``):
+at 5,000,000 sellers the first rows show after ~0.5 s instead of after the whole
+read (~2.5 s). Rows further down, ids outside those rows and positions wait for the
+snapshot; when it lands, ``Snapshot.align`` keeps the early rows where they were shown
+and ``on_ready`` tells the grid (which asks the browser for its rows again). A filter
+change while a read runs interrupts that read.
 
 A change (sync, push, mutation) only marks the snapshot stale; the next page request
 or id lookup brings it up to date once, however many changes came in. When the change
@@ -30,15 +24,20 @@ rows and writes them into the snapshot, if that is provably what a rebuild gives
 holds ~20 MB less afterwards, and rows and selection stay where they were. DuckDB still
 scans the 1M rows of ``visible_sellers`` for it (~+70 MB while the query runs, as much
 as the flag's own check of the ids costs), so the peak drops less (~10 MB).
+
+A Viewport is not thread-safe: its owner (the grid) calls it under one lock. The
+background read touches nothing of the Viewport; it only fills its ``Build``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -46,9 +45,24 @@ import pyarrow.compute as pc
 
 from .errors import ConfigError
 from .filters import SellerFilter, literal
+from .snapshot import (
+    ID_TYPE,
+    PACKED_ID,
+    Build,
+    Snapshot,
+    fixed_ids,
+    ids_like,
+    merge_ranges,
+    positions_in,
+    read,
+    read_rows,
+    runs_of,
+    unpack_ids,
+)
 from .store import Store
 
-__all__ = ["COLUMNS", "FLAGGED_CHOICES", "PATCH_LIMIT", "Column", "Viewport", "merge_ranges"]
+__all__ = ["COLUMNS", "EARLY_ABOVE", "EARLY_ROWS", "FLAGGED_CHOICES", "PATCH_LIMIT", "Column",
+           "Viewport", "merge_ranges", "runs_of"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,8 @@ COLUMNS: tuple[Column, ...] = (
 )
 FLAGGED_CHOICES = ("all", "flagged", "not flagged", "pending")
 PATCH_LIMIT = 100_000  # more touched sellers than this: a rebuild costs about the same
+EARLY_ABOVE = 2_000_000  # sellers cached from which the snapshot is read in the background
+EARLY_ROWS = 200  # rows answered early (a grid shows ~20; the column widths read 200)
 
 # Runs ranked by name: the code sorts as the name does. Grouped by id so a run cached
 # twice can never duplicate a seller row.
@@ -137,6 +153,21 @@ SELECT (SELECT count(*) FROM mutations WHERE state = 'pending') AS pending,
 _TOTALS = """
 SELECT count(*) AS total, count(*) FILTER (WHERE flagged) AS flagged FROM visible_sellers
 """
+_SHOWN = """
+SELECT count(*) FILTER (WHERE {predicate}) AS shown, count(*) AS total,
+       count(*) FILTER (WHERE flagged) AS flagged FROM visible_sellers
+"""
+
+
+@contextlib.contextmanager
+def _one_moment(con: Any) -> Iterator[None]:
+    """A read transaction: every query in it sees the cache at the same moment."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # the read failed: the error says why
+            con.execute("ROLLBACK")
 
 
 def _bare_shown(column: Column) -> str:
@@ -174,121 +205,6 @@ def shown_condition(expr: str, op: Any, value: Any, column: Column) -> str:
     raise ConfigError(f"the grid cannot filter with operator {op!r}")
 
 
-def _read(con: Any, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
-    """Run one query on its own cursor and materialise it as Arrow.
-
-    A cursor, because duckdb 2 refuses new work on a connection that still holds an
-    unfinished ``execute()`` result (the store's own bookkeeping may leave one).
-    """
-    cursor = con.cursor()
-    try:
-        return cursor.sql(sql, params=list(params) if params else None).to_arrow_table()
-    finally:
-        cursor.close()
-
-
-def merge_ranges(ranges: Iterable[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
-    """Sorted, non-overlapping inclusive ``(first, last)`` row ranges clipped to ``limit`` rows."""
-    clipped = sorted((max(a, 0), min(b, limit - 1)) for a, b in ranges if b >= 0 and a < limit)
-    merged: list[tuple[int, int]] = []
-    for first, last in clipped:
-        if first > last:
-            continue
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
-
-
-def runs_of(positions: np.ndarray) -> list[tuple[int, int]]:
-    """Ascending positions as inclusive ``(first, last)`` runs of consecutive rows."""
-    if not len(positions):
-        return []
-    breaks = np.flatnonzero(np.diff(positions) != 1)
-    starts = np.concatenate(([positions[0]], positions[breaks + 1]))
-    ends = np.concatenate((positions[breaks], [positions[-1]]))
-    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
-
-
-class _Snapshot:
-    """Rows in fetch order, their run names, and the permutation that orders them."""
-
-    def __init__(self, table: pa.Table, run_names: list[str], counts: dict[str, Any]) -> None:
-        self.table = table
-        # Taking rows from a chunked table concatenates whole columns first (~15 ms at
-        # 1M rows); taking from the few batches that hold them costs well under 1 ms.
-        self.batches = table.to_batches()
-        self.starts = np.cumsum([0] + [b.num_rows for b in self.batches])[:-1]
-        self.run_names = np.array([*run_names, ""], dtype=object)  # code -1 (none) -> ""
-        self.counts = counts  # the status line's numbers, read with these rows
-        self.order: pa.Array | None = None  # ordered position -> fetch row
-        self.inverse: np.ndarray | None = None  # fetch row -> ordered position
-
-    @property
-    def num_rows(self) -> int:
-        return self.table.num_rows
-
-    def sort(self, column: str, descending: bool) -> None:
-        # A stable sort on the key alone: ties keep the cache's scan order. Breaking ties
-        # by seller id costs 0.5 s more at 1M rows (random UUIDs sort slowly); selections
-        # do not need it, they follow their sellers by id across refreshes.
-        # Positions as int32, not the uint64 Arrow returns: 4 MB instead of 8 at 1M rows,
-        # and the same again for the inverse (a snapshot stays far below 2**31 rows).
-        self.order = pc.array_sort_indices(
-            self.table.column(column),
-            order="descending" if descending else "ascending",
-            null_placement="at_end",
-        ).cast(pa.int32())
-        self.inverse = None
-
-    def rows(self, first: int, count: int) -> pa.Table:
-        """Rows at ordered positions first..first+count-1."""
-        assert self.order is not None  # sort() runs right after the snapshot is made
-        return self.take(self.order.slice(first, count).to_numpy().astype(np.int64))
-
-    def take(self, fetch: np.ndarray) -> pa.Table:
-        """Rows at these fetch positions, in the order given."""
-        if not len(fetch):
-            return self.table.slice(0, 0)
-        batch_of = np.searchsorted(self.starts, fetch, side="right") - 1
-        pieces, places = [], []
-        for batch in np.unique(batch_of):
-            mask = batch_of == batch
-            local = pa.array(fetch[mask] - self.starts[batch])
-            pieces.append(self.batches[batch].take(local))
-            places.append(np.flatnonzero(mask))
-        taken = pa.Table.from_batches(pieces, schema=self.table.schema)
-        return taken.take(pa.array(np.argsort(np.concatenate(places), kind="stable")))
-
-    def replace(self, fetch: np.ndarray, fresh: pa.Table, columns: Sequence[str]) -> None:
-        """Write ``fresh`` (row i for fetch row ``fetch[i]``, ascending) over those rows of
-        ``columns``. Only the chunks holding such rows are copied; the rest is shared."""
-        table = self.table
-        for name in columns:
-            column, values, chunks, start = table.column(name), fresh.column(name), [], 0
-            for chunk in column.chunks:
-                lo, hi = np.searchsorted(fetch, [start, start + len(chunk)])
-                if lo < hi:
-                    mask = np.zeros(len(chunk), dtype=bool)
-                    mask[fetch[lo:hi] - start] = True
-                    chunk = pc.replace_with_mask(chunk, pa.array(mask),
-                                                 values.slice(lo, hi - lo).combine_chunks())
-                chunks.append(chunk)
-                start += len(chunk)
-            table = table.set_column(table.schema.get_field_index(name), table.field(name),
-                                     pa.chunked_array(chunks, type=column.type))
-        self.table = table
-        self.batches = table.to_batches()  # the same chunk lengths: no copy
-
-    def ordered_positions(self, fetch_rows: np.ndarray) -> np.ndarray:
-        assert self.order is not None  # sort() runs right after the snapshot is made
-        if self.inverse is None:
-            self.inverse = np.empty(self.num_rows, dtype=np.int32)
-            self.inverse[self.order.to_numpy()] = np.arange(self.num_rows, dtype=np.int32)
-        return np.sort(self.inverse[fetch_rows])
-
-
 class Viewport:
     """Filter, sort and page the visible sellers of one store."""
 
@@ -302,10 +218,18 @@ class Viewport:
         self.header_filters: list[dict[str, Any]] = []
         self.where_text: str | None = None  # the where box
         self.picks: dict[str, str] = {}  # profile clicks: column label -> predicate
-        self._snap: _Snapshot | None = None
+        self._snap: Snapshot | None = None
         self._touched: set[str] = set()  # sellers whose rows changed since the snapshot
+        self._build: Build | None = None  # the snapshot being read
+        self._early: Snapshot | None = None  # the first rows while it is read
+        # Sellers cached from which the snapshot is read on its own thread (tests set 0).
+        self.early_above = EARLY_ABOVE
+        # A background read ended (called on its thread: never take the owner's lock
+        # and wait for the viewport there; ask the browser for its rows again instead).
+        self.on_ready: Callable[[], None] = lambda: None
         self.builds = 0  # snapshots fetched so far (tests and benchmarks read it)
         self.patches = 0  # snapshots brought up to date by re-reading only touched rows
+        self.early_reads = 0  # early rows read (tests and benchmarks read it)
 
     # -- state --------------------------------------------------------------------
 
@@ -339,7 +263,10 @@ class Viewport:
 
     def set_sort(self, label: str, descending: bool = False) -> None:
         self.column(label)
+        if (label, bool(descending)) == self.sort:
+            return
         self.sort = (label, bool(descending))
+        self._early = None  # other first rows; a snapshot being read is sorted on landing
         if self._snap is not None:
             self._snap.sort(self._source(label), self.sort[1])  # same rows: no query
 
@@ -364,16 +291,32 @@ class Viewport:
         filters. ``sellers``: the ids of the only sellers whose rows changed; the next read
         then tries re-reading just those rows (``_patch``). None: anything may have changed.
         """
-        if self._snap is not None and sellers is not None:
+        self._early = None
+        if (self._snap is not None or self._build is not None) and sellers is not None:
+            # A read under way may or may not hold the change: re-read them after it.
             self._touched.update(sellers)
             if len(self._touched) <= PATCH_LIMIT:
                 return
         self._snap = None
         self._touched = set()
+        if self._build is not None:
+            self._build.cancel()  # its rows are of the filters before
+            self._build = None
 
     @property
     def stale(self) -> bool:
-        return self._snap is None or bool(self._touched)
+        """Whether showing rows needs a query (a rebuild, a patch, a read to finish)."""
+        return self.installed() is None
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Grows with every snapshot read or patched (what profiles were computed from)."""
+        return (self.builds, self.patches)
+
+    @property
+    def reading(self) -> bool:
+        """Whether the snapshot is being read in the background."""
+        return self._build is not None and not self._build.done
 
     # -- SQL ----------------------------------------------------------------------
 
@@ -432,7 +375,7 @@ class Viewport:
         # Id and flagged are always held (selections, the flagged count) and shared by
         # their grid columns rather than fetched twice (the id alone is 40 MB at 1M rows).
         shown = [f'{c.sql} AS "{c.label}"' for c in self.columns if c.sql not in _ALWAYS]
-        held = [f'{_PACKED_ID if packed and sql == "v.id" else sql} AS "{name}"'
+        held = [f'{PACKED_ID if packed and sql == "v.id" else sql} AS "{name}"'
                 for sql, name in _ALWAYS.items()]
         return ", ".join([*held, *shown])
 
@@ -444,13 +387,45 @@ class Viewport:
         source = self._source(column.label)
         values = table.column(source)
         if source == "__id":
-            return pa.chunked_array([_unpack_ids(values)])
+            return pa.chunked_array([unpack_ids(values)])
         return values
 
     # -- the snapshot ---------------------------------------------------------------
 
-    def _snapshot(self) -> _Snapshot:
-        if self._snap is not None and self._touched:
+    def _snapshot(self) -> Snapshot:
+        """The snapshot up to date, waiting for a read under way."""
+        while True:
+            snap = self._ready(wait=True)
+            if snap is not None:
+                return snap
+
+    def installed(self) -> Snapshot | None:
+        """The snapshot if it is up to date without a query (a finished read is taken
+        in), else None; never waits."""
+        if self._touched:
+            return None
+        if self._snap is None and self._build is not None and self._build.done:
+            return self._ready(wait=False)
+        return self._snap
+
+    def _ready(self, *, wait: bool) -> Snapshot | None:
+        """The snapshot brought up to date: a finished read taken in, touched rows
+        re-read. None while a background read runs (``wait=False``), or when a patch
+        could not be applied and a new read began (call again)."""
+        if self._snap is None:
+            build = self._build
+            if build is None:
+                build = self._build = self._start_build()
+            if not wait and not build.done:
+                return None
+            try:
+                snap = build.wait()
+            finally:
+                if self._build is build:
+                    self._build = None  # after an error the next read starts anew
+            self._take_in(snap)
+        if self._touched:
+            assert self._snap is not None
             touched, self._touched = self._touched, set()
             try:
                 patched = self._patch(self._snap, touched)
@@ -459,23 +434,92 @@ class Viewport:
                 raise
             if not patched:
                 self._snap = None
-        if self._snap is None:
-            predicate = self.predicate()
-            source = _source(predicate)
-            with self.store.connect() as con:
-                names = _run_names(con)
-                table = _fixed_ids(_read(
-                    con, f"{_RUNS} SELECT {self._select_list(True)} {source}"))
-                if table is None:  # an id that is not a UUID (a seller created here)
-                    table = _read(con, f"{_RUNS} SELECT {self._select_list()} {source}")
-                counts = _counts(con, table, predicate != "true")
-            snap = _Snapshot(table, names, counts)
-            snap.sort(self._source(self.sort[0]), self.sort[1])
-            self._snap = snap
-            self.builds += 1
+                self._early = None
+                return None if not wait else self._ready(wait=True)
         return self._snap
 
-    def _patch(self, snap: _Snapshot, touched: set[str]) -> bool:
+    def _take_in(self, snap: Snapshot) -> None:
+        key = (self._source(self.sort[0]), self.sort[1])
+        if snap.sorted_by != key:  # the sort changed while it was read
+            snap.sort(*key)
+        if self._early is not None:
+            # False: the cache changed between the reads; on_ready redraws the rows.
+            snap.align(self._early)
+        self._early = None
+        self._snap = snap
+        self.builds += 1
+
+    def _start_build(self) -> Build:
+        """Read the snapshot under the current filters: here, or on a large cache on a
+        thread of its own after the first rows are read (so both do not share the CPU)."""
+        predicate = self.predicate()
+        source = _source(predicate)
+        packed = f"{_RUNS} SELECT {self._select_list(True)} {source}"
+        text = f"{_RUNS} SELECT {self._select_list()} {source}"
+        key = (self._source(self.sort[0]), self.sort[1])
+        store = self.store
+
+        def work(attach: Callable[[Any], None]) -> Snapshot:
+            with store.connect() as con:
+                attach(con)
+                with _one_moment(con):  # run codes, rows and counts of one moment
+                    names = _run_names(con)
+                    table = read_rows(con, packed, text)
+                    counts = _counts(con, table, predicate != "true")
+            snap = Snapshot(table, names, counts)
+            snap.sort(*key)
+            return snap
+
+        build = Build(work, on_done=self._read_done)
+        if self._cache_size() < self.early_above:
+            build.run()
+        else:
+            if self._early is None:
+                self._early = self._read_early()
+            build.start()
+        return build
+
+    def _read_done(self, build: Build) -> None:
+        if build is self._build:  # not one a newer filter replaced
+            self.on_ready()
+
+    def _cache_size(self) -> int:
+        with self.store.connect() as con:
+            row = con.execute("SELECT count(*) FROM sellers").fetchone()
+        return int(row[0]) if row else 0
+
+    def _read_early(self) -> Snapshot:
+        """The first ``EARLY_ROWS`` rows in the current order and the counts, from two
+        small queries (the order's ties broken by id; ``Snapshot.align`` follows it)."""
+        predicate = self.predicate()
+        column = self.column(self.sort[0])
+        direction = "DESC" if self.sort[1] else "ASC"
+        sql = (f"{_RUNS} SELECT {self._select_list()} {_source(predicate)} "
+               f"ORDER BY {column.sql} {direction} NULLS LAST, v.id LIMIT {EARLY_ROWS}")
+        with self.store.connect() as con, _one_moment(con):
+            names = _run_names(con)
+            table = read(con, sql)
+            counts = read(con, _QUEUE_COUNTS).to_pylist()[0]
+            counts.update(read(con, _SHOWN.format(predicate=predicate)).to_pylist()[0])
+        early = Snapshot(table, names, counts)
+        early.order = pa.array(np.arange(table.num_rows, dtype=np.int32))
+        early.sorted_by = (self._source(self.sort[0]), self.sort[1])
+        self.early_reads += 1
+        return early
+
+    def _early_for(self, ranges: Iterable[tuple[int, int]]) -> Snapshot | None:
+        """The early rows if a read is under way and they hold every row of ``ranges``."""
+        if not self.reading:
+            return None
+        if self._early is None:
+            self._early = self._read_early()
+        early = self._early
+        shown = int(early.counts["shown"])
+        if all(b < early.num_rows or a >= shown for a, b in ranges):
+            return early
+        return None
+
+    def _patch(self, snap: Snapshot, touched: set[str]) -> bool:
         """Re-read the rows of the ``touched`` sellers (the only ones that changed) and
         write them into ``snap``; False (the caller rebuilds) unless that is provably the
         snapshot a rebuild would give:
@@ -492,18 +536,18 @@ class Viewport:
         """
         ids = pa.array(list(touched), type=pa.string())
         held = snap.table.column("__id")
-        rows = np.flatnonzero(pc.is_in(held, value_set=_ids_like(ids, held))
+        rows = np.flatnonzero(pc.is_in(held, value_set=ids_like(ids, held))
                               .to_numpy(zero_copy_only=False))
         predicate = self.predicate()
         with self.store.connect() as con:
             if _run_names(con) != list(snap.run_names[:-1]):
                 return False
-            packed = held.type == _ID_TYPE
-            fresh = _read(con, f"{_RUNS} SELECT {self._select_list(packed)} "
+            packed = held.type == ID_TYPE
+            fresh = read(con, f"{_RUNS} SELECT {self._select_list(packed)} "
                           f"{_source(predicate)} "
                           f"WHERE v.id IN (SELECT unnest(?::VARCHAR[]))", [ids.to_pylist()])
             if packed:
-                fresh = _fixed_ids(fresh)
+                fresh = fixed_ids(fresh)
                 if fresh is None:  # a seller created here is now shown among packed ids
                     return False
             if fresh.num_rows != len(rows) or not fresh.schema.equals(snap.table.schema):
@@ -525,11 +569,20 @@ class Viewport:
 
     @property
     def row_count(self) -> int:
-        return self._snapshot().num_rows
+        """Rows shown (while the snapshot is read: counted by the early read)."""
+        snap = self._ready(wait=False)
+        if snap is not None:
+            return snap.num_rows
+        early = self._early_for([])
+        return int(early.counts["shown"]) if early is not None else self._snapshot().num_rows
+
+    def _rows_for(self, ranges: Sequence[tuple[int, int]]) -> Snapshot:
+        """The snapshot, or while it is read the early rows when they hold ``ranges``."""
+        return self._ready(wait=False) or self._early_for(ranges) or self._snapshot()
 
     def page(self, first: int, last: int) -> pd.DataFrame:
         """Rows ``first..last`` (inclusive) as the grid shows them, index = row position."""
-        snap = self._snapshot()
+        snap = self._rows_for([(first, last)])
         first, last = max(first, 0), min(last, snap.num_rows - 1)
         part = snap.rows(first, max(last - first + 1, 0))
         index = pd.RangeIndex(first, first + part.num_rows, name="#")
@@ -537,6 +590,10 @@ class Viewport:
             {c.label: _display(self._values(part, c), c.kind, snap) for c in self.columns},
             index=index,
         )
+
+    def sample(self) -> pd.DataFrame:
+        """The first rows, as many as are answered early (column widths are sized on them)."""
+        return self.page(0, EARLY_ROWS - 1)
 
     def empty_frame(self) -> pd.DataFrame:
         """No rows, the grid's columns and dtypes: what the grid's schema is built from."""
@@ -552,16 +609,16 @@ class Viewport:
 
     def id_array(self, ranges: Iterable[tuple[int, int]]) -> pa.Array:
         """The same ids as an Arrow array (no Python string per row)."""
-        snap = self._snapshot()
-        parts = [snap.rows(a, b - a + 1).column("__id")
-                 for a, b in merge_ranges(ranges, snap.num_rows)]
-        if not parts:
+        ranges = list(ranges)
+        snap = self._rows_for(ranges)
+        positions = positions_in(ranges, snap.num_rows)
+        if not len(positions):
             return pa.array([], type=pa.string())
-        return _unpack_ids(pa.concat_arrays([c for part in parts for c in part.chunks]))
+        return unpack_ids(snap.at(positions).column("__id"))
 
     def flagged_at(self, row: int) -> bool:
         """Whether the seller on ``row`` (grid order) is flagged, shown or not."""
-        return bool(self._snapshot().rows(row, 1).column("__flagged")[0].as_py())
+        return bool(self._rows_for([(row, row)]).rows(row, 1).column("__flagged")[0].as_py())
 
     def positions(self, ids: Sequence[str] | pa.Array) -> np.ndarray:
         """Row positions (ascending) of the given seller ids in the current order."""
@@ -570,7 +627,7 @@ class Viewport:
             return np.empty(0, dtype=np.int64)
         wanted = ids if isinstance(ids, pa.Array) else pa.array(list(ids), type=pa.string())
         held = snap.table.column("__id")
-        mask = pc.is_in(held, value_set=_ids_like(pc.cast(wanted, pa.string()), held))
+        mask = pc.is_in(held, value_set=ids_like(pc.cast(wanted, pa.string()), held))
         return snap.ordered_positions(np.flatnonzero(mask.to_numpy(zero_copy_only=False)))
 
     def frame(self, ranges: Iterable[tuple[int, int]] | None = None) -> pd.DataFrame:
@@ -589,24 +646,24 @@ class Viewport:
                f"{_source('true')} "
                f"ORDER BY value NULLS LAST LIMIT {int(limit)}")
         with self.store.connect() as con:
-            return _read(con, sql).column("value").to_pylist()
+            return read(con, sql).column("value").to_pylist()
 
     # -- status and details -------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """Counts for the status line (total, flagged, pending, shown, last_synced), read
         together with the rows shown: no extra scan of the cache when nothing is filtered."""
-        return dict(self._snapshot().counts)
+        return dict(self._rows_for([]).counts)
 
     def detail(self, seller_id: str) -> dict[str, Any] | None:
         """Every field of one seller, the runs that saw it and its pending changes."""
         with self.store.connect() as con:
-            found = _read(con, "SELECT * FROM visible_sellers WHERE id = ?", [seller_id])
+            found = read(con, "SELECT * FROM visible_sellers WHERE id = ?", [seller_id])
             if not found.num_rows:
                 return None
             seller = found.to_pylist()[0]
             first, last = seller.get("first_seen_run_id"), seller.get("last_seen_run_id")
-            runs = _read(
+            runs = read(
                 con,
                 "SELECT CASE WHEN id = ? THEN 'first seen' ELSE 'last seen' END AS seen, "
                 "id, name, status, started_at, completed_at, sellers_found "
@@ -614,123 +671,23 @@ class Viewport:
                 "ORDER BY started_at NULLS LAST",
                 [first, first, last],
             ).to_pylist()
-            pending = _read(
+            pending = read(
                 con, "SELECT * FROM mutations WHERE seller_id = ? AND state = 'pending' "
                 "ORDER BY seq", [seller_id],
             ).to_pylist()
         return {"seller": seller, "runs": runs, "pending": pending}
 
 
-# -- seller ids, packed ------------------------------------------------------------------
-# The snapshot holds every seller id: as text a canonical UUID costs 40 bytes a row (36
-# characters and an offset), 40 MB at 1M sellers. Packed into its 16 bytes it costs 16,
-# and sorts, compares and looks up the same (hex digits and hyphens sit at fixed places,
-# so byte order is text order). A snapshot holding any other id (a seller created here,
-# ``local:...``, not pushed yet) keeps them as text.
-
-_ID_TYPE = pa.binary(16)
-_HYPHENS = np.array([8, 13, 18, 23])
-_HEX_PLACES = np.setdiff1d(np.arange(36), _HYPHENS)
-_NIBBLE = np.full(256, 255, dtype=np.uint8)
-_NIBBLE[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10)
-_NIBBLE[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16)
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
-
-def _pack_ids(ids: pa.Array | pa.ChunkedArray) -> pa.Array | None:
-    """Canonical lowercase UUID strings as 16-byte values; None if any id is not one."""
-    ids = pc.cast(ids, pa.string())
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    n = len(ids)
-    if ids.null_count:
-        return None
-    if not n:
-        return pa.array([], type=_ID_TYPE)
-    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32, count=n + 1, offset=ids.offset * 4)
-    if not (np.diff(offsets) == 36).all():
-        return None
-    chars = np.frombuffer(ids.buffers()[2], dtype=np.uint8, count=36 * n,
-                          offset=int(offsets[0])).reshape(n, 36)
-    if not (chars[:, _HYPHENS] == ord("-")).all():
-        return None
-    nibbles = _NIBBLE[chars[:, _HEX_PLACES]]
-    if (nibbles == 255).any():  # not a hex digit, or an upper-case one
-        return None
-    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
-    return pa.FixedSizeBinaryArray.from_buffers(_ID_TYPE, n, [None, pa.py_buffer(packed.tobytes())])
-
-
-def _unpack_ids(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Seller ids as text, whichever way the snapshot holds them."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if ids.type != _ID_TYPE:
-        return ids
-    n = len(ids)
-    raw = np.frombuffer(ids.buffers()[1], dtype=np.uint8, count=16 * n,
-                        offset=16 * ids.offset).reshape(n, 16)
-    chars = np.full((n, 36), ord("-"), dtype=np.uint8)
-    chars[:, _HEX_PLACES[0::2]] = _HEX_DIGITS[raw >> 4]
-    chars[:, _HEX_PLACES[1::2]] = _HEX_DIGITS[raw & 15]
-    offsets = np.arange(0, 36 * n + 1, 36, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()),
-                                       pa.py_buffer(chars.tobytes()))
-
-
-# The id as its 16 bytes where it is a canonical lower-case UUID, else NULL (then the
-# snapshot is read again with text ids). DuckDB writes it as 20 bytes a row (an offset
-# each); _fixed_ids drops the offsets without copying the bytes.
-_PACKED_ID = (
-    "CASE WHEN length(v.id) = 36 AND v.id = lower(v.id) AND v.id[9] = '-' "
-    "AND v.id[14] = '-' AND v.id[19] = '-' AND v.id[24] = '-' "
-    "THEN try(unhex(replace(v.id, '-', ''))) END"
-)
-
-
-def _fixed_ids(table: pa.Table) -> pa.Table | None:
-    """``table`` with its packed ``__id`` (binary, 16 bytes a row) as fixed-size binary,
-    sharing the bytes; None if any id could not be packed."""
-    column = table.column("__id")
-    if column.null_count:
-        return None
-    chunks = []
-    for chunk in column.chunks:
-        chunk = chunk.cast(pa.binary()) if chunk.type != pa.binary() else chunk
-        n = len(chunk)
-        if not n:
-            chunks.append(pa.array([], type=_ID_TYPE))
-            continue
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=n + 1,
-                                offset=chunk.offset * 4)
-        if not (np.diff(offsets) == 16).all():
-            return None
-        data = chunk.buffers()[2].slice(int(offsets[0]), 16 * n)
-        chunks.append(pa.Array.from_buffers(_ID_TYPE, n, [None, data]))
-    packed = pa.chunked_array(chunks, type=_ID_TYPE)
-    return table.set_column(table.schema.get_field_index("__id"), "__id", packed)
-
-
-def _ids_like(ids: pa.Array, held: pa.ChunkedArray) -> pa.Array:
-    """Text ids as the snapshot holds them (ids that cannot be packed are in no packed
-    snapshot: they are left out)."""
-    if held.type != _ID_TYPE:
-        return ids
-    keep = pc.and_(pc.equal(pc.utf8_length(ids), 36), pc.match_substring_regex(
-        ids, r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))
-    return _pack_ids(ids.filter(keep.fill_null(False)))
-
-
 def _run_names(con: Any) -> list[str]:
-    return [str(n) for n in _read(con, f"{_RUNS} SELECT name FROM run_codes ORDER BY code")
+    return [str(n) for n in read(con, f"{_RUNS} SELECT name FROM run_codes ORDER BY code")
             .column("name").to_pylist()]
 
 
 def _counts(con: Any, table: pa.Table, filtered: bool) -> dict[str, Any]:
     """The status line's numbers for a snapshot ``table``, read on ``con`` with its rows."""
-    counts = _read(con, _QUEUE_COUNTS).to_pylist()[0]
+    counts = read(con, _QUEUE_COUNTS).to_pylist()[0]
     if filtered:  # the totals are over every seller, not only those shown
-        counts.update(_read(con, _TOTALS).to_pylist()[0])
+        counts.update(read(con, _TOTALS).to_pylist()[0])
     else:
         counts["total"] = table.num_rows
         counts["flagged"] = pc.sum(table.column("__flagged")).as_py() or 0
@@ -738,7 +695,7 @@ def _counts(con: Any, table: pa.Table, filtered: bool) -> dict[str, Any]:
     return counts
 
 
-def _display(values: pa.ChunkedArray, kind: str, snap: _Snapshot) -> np.ndarray:
+def _display(values: pa.ChunkedArray, kind: str, snap: Snapshot) -> np.ndarray:
     """Arrow values as the strings/ints the grid draws (no nulls: the grid shows 'NaN')."""
     if kind == "int":
         return values.fill_null(0).to_numpy().astype("int64")

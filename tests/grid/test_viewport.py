@@ -185,12 +185,12 @@ def test_unique_values_for_the_header_filter(store: Store) -> None:
 def test_rows_taken_across_batches_keep_their_order() -> None:
     import pyarrow as pa
 
-    from sellerbench.viewport import _Snapshot
+    from sellerbench.snapshot import Snapshot
 
     batches = [pa.record_batch({"__id": [f"id-{i}" for i in range(a, a + 4)],
                                 "key": [(i * 7) % 12 for i in range(a, a + 4)]})
                for a in (0, 4, 8)]
-    snap = _Snapshot(pa.Table.from_batches(batches), [], {})
+    snap = Snapshot(pa.Table.from_batches(batches), [], {})
     snap.sort("key", descending=False)
     whole = pa.Table.from_batches(batches).take(snap.order)
     assert snap.rows(0, 12).equals(whole)
