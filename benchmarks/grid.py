@@ -14,10 +14,12 @@ Kernel side (this process, the messages handed to the widgets directly):
             ``DataGrid(df)`` including the state it ships)
   page@0, page@mid   answering one 40-row ``data-request`` (median of 7)
   flag 10k  ours: select 10,000 rows, Flag, answer the visible rows again
-  filter s, profiles s   ours: a filter change (flagged filter) until its first rows are
-            answered, then until the column profiles of the new rows are computed (on
-            their worker thread); the peer: the same profiles as plain SQL over the cache
-            under the same filter (``grid.where_sql``)
+  rows read s  ours: until the whole snapshot is in (from 2,000,000 sellers it is read
+            on its own thread while the first rows are answered early: "build s")
+  filter s, profiles s   ours: from a filter change (flagged filter, nothing selected)
+            until its first rows are answered, and until the column profiles of the new
+            rows are computed (on their worker thread); the peer: the same profiles as
+            plain SQL over the cache under the same filter (``grid.where_sql``)
 
 Browser (JupyterLab + headless Chromium, a fresh kernel per grid):
   first rows   from "run the cell" to row 0 painted in the flagged colour (pixels of the
@@ -123,7 +125,9 @@ def kernel_side(store: Store, n: int, peers: bool = True) -> dict[str, dict[str,
 
     build, grid = timed(wb.grid)
     grid.datagrid.send = lambda *a, **k: None
-    ours = {"build s": build,
+    with grid._lock:  # on a large cache the rows are still being read: wait for them
+        read, _ = timed(grid.viewport._snapshot)
+    ours = {"build s": build, "rows read s": build + read,
             "page@0 ms": median_ms(lambda: grid.datagrid.answer(0, PAGE - 1)),
             "page@mid ms": median_ms(lambda: grid.datagrid.answer(mid, mid + PAGE - 1))}
     grid.select_rows(mid, min(mid + 9_999, n - 1))
@@ -132,14 +136,17 @@ def kernel_side(store: Store, n: int, peers: bool = True) -> dict[str, dict[str,
     wb.undo()
     ours["re-sort s"], _ = timed(lambda: (grid.sort_by("Updated", True),
                                           grid.datagrid.answer(0, PAGE - 1)))
-    # A filter change: the rows are answered first, the profiles follow on their worker.
+    # A filter change (nothing selected: a selection would wait for the whole read to
+    # follow its sellers): the rows are answered first, the profiles follow on their
+    # worker; both counted from the change.
+    grid.clear_selection()
     grid.profiles.wait(120)
     start = time.perf_counter()
     grid.set_flagged_filter("not flagged")
     grid.datagrid.answer(0, PAGE - 1)
     ours["filter s"] = time.perf_counter() - start
     grid.profiles.wait(120)
-    ours["profiles s"] = time.perf_counter() - start - ours["filter s"]
+    ours["profiles s"] = time.perf_counter() - start
     where = grid.where_sql
     grid.close()
     out["ours"] = ours
@@ -450,7 +457,8 @@ def print_table(title: str, rows: dict[str, dict[str, Any]]) -> None:
 
 
 def _column_order(name: str) -> tuple[int, str]:
-    order = ["rows", "build s", "first rows s", "page@0 ms", "page@mid ms", "middle rows in s",
+    order = ["rows", "build s", "rows read s", "first rows s", "page@0 ms", "page@mid ms",
+             "middle rows in s",
              "middle s",
              "flag 10k s", "re-sort s", "filter s", "profiles s", "shipped MB",
              "kernel MB before", "kernel MB first",
@@ -481,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
             ours, sql = kernel["ours"], kernel["profiles as SQL on the cache"]
             print(f"  profiles ratio (plain SQL on the cache / ours): "
                   f"{sql['profiles s'] / ours['profiles s']:.2f}x")
+            if n == 1_000_000:
+                print(f"  acceptance at 1M: profiles <= 0.5 s after a filter change; "
+                      f"ours {ours['profiles s']:.3f} s")
             if not args.ours_only:
                 peer = kernel["StreamingDataGrid(df)"]
                 print(f"  page@mid ratio (StreamingDataGrid(df) / ours): "

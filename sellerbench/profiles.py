@@ -11,7 +11,7 @@ For every column of the grid, a compact summary of the rows the grid shows:
 - the flag: how many are flagged, not flagged and (when the Pending column is shown)
   have a change pending.
 
-Computed by DuckDB (an in-memory connection, one thread) over the grid's own Arrow
+Computed by DuckDB (an in-memory connection, two threads) over the grid's own Arrow
 snapshot, so the profiles describe exactly the rows shown, cost no scan of the cache
 file, and are never computed under the grid's lock: a profile runs on a worker thread
 after each rebuild or patch of the snapshot (a filter, a sync, a change) while the
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anywidget
@@ -45,21 +45,24 @@ BINS = 12
 TOP = 5
 DISTINCT_LIMIT = 10_000  # more distinct values than this: the distinct count alone
 DEFER_S = 0.25  # a deferred profile starts at the latest this long after the change
+PROFILE_THREADS = 2  # they start after the rows are answered: 1M rows in ~0.17 s, not 0.22
 
 
 def profile_table(table: pa.Table, columns: Sequence[Column], sources: dict[str, str],
-                  run_names: Sequence[str]) -> list[dict[str, Any]]:
+                  names: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     """Profiles of ``columns`` over an Arrow ``table`` (a grid snapshot).
 
-    ``sources``: the table column holding each label's values; ``run_names``: the run
-    name of each run code. Each profile is a dict with ``label``, ``kind``, ``rows``,
-    ``empty`` and, by kind, ``bins`` ([lo, hi, count], hi exclusive but for the last) or
-    ``values`` ([value, count], the top ones) and ``distinct``, or ``flagged``.
+    ``sources``: the table column holding each label's values; ``names``: the names of
+    each code table (``Column.codes``), code i -> names[i]. Each profile is a dict with
+    ``label``, ``kind``, ``rows``, ``empty`` and, by kind, ``bins`` ([lo, hi, count], hi
+    exclusive but for the last) or ``values`` ([value, count], the top ones) and
+    ``distinct``, or ``flagged``.
     """
-    con = duckdb.connect(config={"threads": 1})
+    con = duckdb.connect(config={"threads": PROFILE_THREADS})
     try:
         con.register("snap", table)
-        return [_profile(con, column, sources[column.label], run_names, table.num_rows)
+        return [_profile(con, column, sources[column.label], names.get(column.codes, ()),
+                         table.num_rows)
                 for column in columns]
     finally:
         con.close()
@@ -77,7 +80,7 @@ def _q(name: str) -> str:
 
 
 def _profile(con: duckdb.DuckDBPyConnection, column: Column, source: str,
-             run_names: Sequence[str], rows: int) -> dict[str, Any]:
+             code_names: Sequence[str], rows: int) -> dict[str, Any]:
     col = _q(source)
     out: dict[str, Any] = {"label": column.label, "kind": column.kind, "rows": rows}
     if column.kind == "bool":
@@ -98,13 +101,13 @@ def _profile(con: duckdb.DuckDBPyConnection, column: Column, source: str,
         out["bins"] = [] if low is None else _histogram(con, value, int(low), int(high),
                                                         column.kind == "int")
         return out
-    if column.kind == "run":
+    if column.kind == "code":
         empty = _one(con, f"SELECT count(*) FROM snap WHERE {col} IS NULL")[0]
         top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                       f"GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
         distinct = _one(con, f"SELECT count(DISTINCT {col}) FROM snap")[0]
         out.update(empty=int(empty), distinct=int(distinct),
-                   values=[[str(run_names[code]), int(n)] for code, n in top])
+                   values=[[str(code_names[code]), int(n)] for code, n in top])
         return out
     text = f"CAST({col} AS VARCHAR)" if source != "__id" else col
     empty = _one(con, f"SELECT count(*) FROM snap WHERE {col} IS NULL OR {text} = ''"
@@ -371,12 +374,12 @@ class ProfileStrip(anywidget.AnyWidget):
                         # (or the read's end) asks anew; reading here would cost it twice.
                         table = None
                     else:
-                        table, run_names = snap.table, list(snap.run_names[:-1])
+                        table, names = snap.table, dict(snap.code_names)
                         columns = list(self.viewport.columns)
                         sources = {c.label: self.viewport._source(c.label) for c in columns}
                 profiles, error = [], None
                 if table is not None:
-                    profiles = profile_table(table, columns, sources, run_names)
+                    profiles = profile_table(table, columns, sources, names)
                     for profile in profiles:
                         _label_bins(profile)
             except Exception as exc:  # shown in place of the profiles, never raised

@@ -17,8 +17,9 @@ order. Why this shape (measured on 1,000,000 cached sellers, see ``benchmarks/gr
   by taking the id column through the permutation; ids map back to positions through
   the inverse permutation (selections follow their sellers across a refresh).
 
-The sort is stable on one key; ties keep the read's order. Run columns are held as
-small integer codes ranked by run name (4 bytes a row instead of a string).
+The sort is stable on one key; ties keep the read's order. Run and platform columns are
+held as small integer codes ranked by name (4 bytes a row instead of a string; the names
+are in ``names``).
 
 A ``Build`` reads one snapshot, on the caller's thread or, on a large cache, on a
 thread of its own while the grid answers its first rows from a small ``ORDER BY ...
@@ -120,13 +121,16 @@ def positions_in(ranges: Iterable[tuple[int, int]], limit: int) -> np.ndarray:
 class Snapshot:
     """Rows in fetch order, their run names, and the permutation that orders them."""
 
-    def __init__(self, table: pa.Table, run_names: list[str], counts: dict[str, Any]) -> None:
+    def __init__(self, table: pa.Table, names: dict[str, list[str]],
+                 counts: dict[str, Any]) -> None:
         self.table = table
         # Taking rows from a chunked table concatenates whole columns first (~15 ms at
         # 1M rows); taking from the few batches that hold them costs well under 1 ms.
         self.batches = table.to_batches()
         self.starts = np.cumsum([0] + [b.num_rows for b in self.batches])[:-1]
-        self.run_names = np.array([*run_names, ""], dtype=object)  # code -1 (none) -> ""
+        self.code_names = names  # each code table's names, code i -> names[i]
+        # code -1 (none) -> ""
+        self.names = {k: np.array([*v, ""], dtype=object) for k, v in names.items()}
         self.counts = counts  # the status line's numbers, read with these rows
         self.order: pa.Array | None = None  # ordered position -> fetch row
         self.sorted_by: tuple[str, bool] | None = None  # (column, descending)

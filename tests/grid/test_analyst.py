@@ -209,7 +209,7 @@ def test_profiles_of_a_snapshot_directly(tmp_path: Path) -> None:
     snap = viewport._snapshot()
     got = profile_table(snap.table, viewport.columns,
                         {c.label: viewport._source(c.label) for c in viewport.columns},
-                        list(snap.run_names[:-1]))
+                        snap.code_names)
     by = {p["label"]: p for p in got}
     assert by["Name"]["values"] == [] and by["Name"]["distinct"] > 2500
     assert by["Times seen"]["bins"] == [[k, k + 1, len(range(k, 3000, 7))] for k in range(7)]

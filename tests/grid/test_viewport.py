@@ -190,7 +190,7 @@ def test_rows_taken_across_batches_keep_their_order() -> None:
     batches = [pa.record_batch({"__id": [f"id-{i}" for i in range(a, a + 4)],
                                 "key": [(i * 7) % 12 for i in range(a, a + 4)]})
                for a in (0, 4, 8)]
-    snap = Snapshot(pa.Table.from_batches(batches), [], {})
+    snap = Snapshot(pa.Table.from_batches(batches), {}, {})
     snap.sort("key", descending=False)
     whole = pa.Table.from_batches(batches).take(snap.order)
     assert snap.rows(0, 12).equals(whole)
