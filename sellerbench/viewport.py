@@ -110,14 +110,18 @@ EARLY_ROWS = 200  # rows answered early (a grid shows ~20; the column widths rea
 # twice can never duplicate a seller row.
 # Platforms ranked by name too: held as a code, a platform costs 4 bytes a row instead
 # of ~9 (at 5,000,000 sellers 21 MB instead of 43), and its profile is a GROUP BY on an
-# integer (at 1M rows ~15 ms instead of ~80).
+# integer (at 1M rows ~15 ms instead of ~80). Their names come from the sellers table
+# and the sellers created here (the ``local:`` ids, found by zone maps alone): a
+# DISTINCT over visible_sellers would read every id for its pending-changes join
+# (+136 MB at 5M).
 _RUNS = """
 WITH run_codes AS (
     SELECT id, name, CAST(row_number() OVER (ORDER BY name, id) - 1 AS INTEGER) AS code
     FROM (SELECT id, any_value(name) AS name FROM collection_runs GROUP BY id)
 ), platform_codes AS (
     SELECT platform AS name, CAST(row_number() OVER (ORDER BY platform) - 1 AS INTEGER) AS code
-    FROM (SELECT DISTINCT platform FROM visible_sellers_all)
+    FROM (SELECT platform FROM sellers
+          UNION SELECT platform FROM visible_sellers_all WHERE id LIKE 'local:%')
 )
 """
 _CODE_TABLES = ("run_codes", "platform_codes")
@@ -239,6 +243,7 @@ class Viewport:
         self.builds = 0  # snapshots fetched so far (tests and benchmarks read it)
         self.patches = 0  # snapshots brought up to date by re-reading only touched rows
         self.early_reads = 0  # early rows read (tests and benchmarks read it)
+        self._size: int | None = None  # sellers cached at the last read (a hint)
 
     # -- state --------------------------------------------------------------------
 
@@ -456,6 +461,7 @@ class Viewport:
             snap.align(self._early)
         self._early = None
         self._snap = snap
+        self._size = int(snap.counts["total"])
         self.builds += 1
 
     def _start_build(self) -> Build:
@@ -469,7 +475,7 @@ class Viewport:
         store = self.store
 
         def work(attach: Callable[[Any], None]) -> Snapshot:
-            with store.connect() as con:
+            with store.connect() as con, store.lean(con):
                 attach(con)
                 with _one_moment(con):  # run codes, rows and counts of one moment
                     names = _code_names(con)
@@ -480,7 +486,8 @@ class Viewport:
             return snap
 
         build = Build(work, on_done=self._read_done)
-        if self._cache_size() < self.early_above:
+        size = self._size if self._size is not None else self._cache_size()
+        if size < self.early_above:
             build.run()
         else:
             if self._early is None:
@@ -505,7 +512,7 @@ class Viewport:
         direction = "DESC" if self.sort[1] else "ASC"
         sql = (f"{_RUNS} SELECT {self._select_list()} {_source(predicate)} "
                f"ORDER BY {column.sql} {direction} NULLS LAST, v.id LIMIT {EARLY_ROWS}")
-        with self.store.connect() as con, _one_moment(con):
+        with self.store.connect() as con, self.store.lean(con), _one_moment(con):
             names = _code_names(con)
             table = read(con, sql)
             counts = read(con, _QUEUE_COUNTS).to_pylist()[0]
@@ -548,7 +555,7 @@ class Viewport:
         rows = np.flatnonzero(pc.is_in(held, value_set=ids_like(ids, held))
                               .to_numpy(zero_copy_only=False))
         predicate = self.predicate()
-        with self.store.connect() as con:
+        with self.store.connect() as con, self.store.lean(con):
             if _code_names(con) != snap.code_names:
                 return False
             packed = held.type == ID_TYPE
