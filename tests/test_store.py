@@ -140,3 +140,29 @@ def test_writes_from_many_threads_never_collide(tmp_path):
         t.join()
     assert errors == []
     assert Store(path).get_meta("shared").endswith("+")
+
+
+def test_lean_reads_cap_memory_and_the_last_one_puts_the_limit_back(tmp_path):
+    """Store.lean: DuckDB's limit is the file's, so overlapping lean reads share one cap
+    and the analyst's own limit comes back only after the last of them ends."""
+    from sellerbench.store import LEAN_MEMORY
+
+    store = Store(tmp_path / "c.duckdb")
+
+    def limit(con):
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    with store.connect() as con:
+        con.execute("SET memory_limit = '1GiB'")
+        before = limit(con)
+        lean = limit(duckdb.connect(":memory:").execute(f"SET memory_limit = '{LEAN_MEMORY}'"))
+        with store.connect() as other:
+            with store.lean(con):
+                assert limit(con) == lean
+                with store.lean(other):  # a second read of another thread
+                    assert limit(other) == lean
+                assert limit(con) == lean  # the first read still runs: still capped
+            assert limit(con) == before
+            with pytest.raises(duckdb.Error), store.lean(other):
+                other.execute("SELECT * FROM no_such_table")  # a failing read puts it back too
+            assert limit(other) == before
