@@ -24,6 +24,7 @@ Clicking it again, or its ×, removes it.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -58,7 +59,11 @@ def profile_table(table: pa.Table, columns: Sequence[Column], sources: dict[str,
     exclusive but for the last) or ``values`` ([value, count], the top ones) and
     ``distinct``, or ``flagged``.
     """
-    con = duckdb.connect(config={"threads": PROFILE_THREADS})
+    with _RUNNING:
+        if _RUNNING.stopping:  # a worker woken during the interpreter's exit
+            raise SellerbenchError("the profiles were not computed: Python is exiting")
+        con = duckdb.connect(config={"threads": PROFILE_THREADS})
+        _RUNNING.cons.add(con)
     try:
         con.register("snap", table)
         return [_profile(con, column, sources[column.label], names.get(column.codes, ()),
@@ -66,6 +71,33 @@ def profile_table(table: pa.Table, columns: Sequence[Column], sources: dict[str,
                 for column in columns]
     finally:
         con.close()
+        with _RUNNING:
+            _RUNNING.cons.discard(con)
+            _RUNNING.notify_all()
+
+
+class _Running(threading.Condition):
+    """The profile connections at work, so that an interpreter exit can stop them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cons: set[duckdb.DuckDBPyConnection] = set()
+        self.stopping = False
+
+
+_RUNNING = _Running()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Interrupt profiles still running on their daemon threads and wait (briefly) for
+    them to close: a DuckDB query left running while the interpreter shuts down aborts
+    the process ("terminate called after throwing an instance of ...")."""
+    with _RUNNING:
+        _RUNNING.stopping = True
+        for con in _RUNNING.cons:
+            con.interrupt()
+        _RUNNING.wait_for(lambda: not _RUNNING.cons, timeout=5)
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:

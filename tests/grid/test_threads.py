@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -153,3 +155,37 @@ def test_each_entry_point_runs_safely_while_a_cell_runs(tmp_path) -> None:
     assert grid.profiles.rows == grid.viewport.row_count
     grid.close()
     wb.close()
+
+
+
+EXIT_WHILE_A_PROFILE_RUNS = """
+import sys, threading
+from sellerbench import profiles
+from sellerbench.store import Store
+from sellerbench.workbench import Workbench
+started = threading.Event()
+original = profiles._profile
+def slow(con, *args):  # a profile that would run for minutes, inside DuckDB
+    started.set()
+    con.execute("SELECT count(*) FROM range(100000000000)").fetchall()
+    return original(con, *args)
+profiles._profile = slow
+wb = Workbench(Store(sys.argv[1]), None, auto_push=False)
+grid = wb.grid()
+grid.datagrid.send = lambda *a, **k: None
+grid.datagrid.answer(0, 39)
+grid.profiles.refresh()
+assert started.wait(60)
+"""  # and Python exits with the profile running on its daemon thread
+
+
+def test_exiting_while_a_profile_runs_ends_python_cleanly(tmp_path) -> None:
+    """A kernel shut down while a profile runs exits quietly: a DuckDB query left
+    running on a daemon thread while the interpreter exits aborts the process with
+    "terminate called after throwing ..." (profiles._stop_all interrupts it)."""
+    store = Store(tmp_path / "cache.duckdb")
+    fill_sellers(store, 1_000)
+    done = subprocess.run([sys.executable, "-c", EXIT_WHILE_A_PROFILE_RUNS, str(store.path)],
+                          capture_output=True, text=True, timeout=120)
+    assert "terminate called" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
