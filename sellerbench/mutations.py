@@ -443,11 +443,18 @@ def _act(store: Store, build: Callable[[duckdb.DuckDBPyConnection], list[Change]
     if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to change it")
     action_id = str(uuid.uuid4())
-    # Lean: checking ids reads the id and name columns of every seller (~180 MB of
-    # blocks at 5,000,000 sellers) and keeps nothing of them.
-    with store.connect() as con, store.lean(con), store.writing(con):
-        changes = build(con)
-        queue(con, changes, action_id=action_id, origin="analyst")
+
+    def attempt(lean: bool) -> list[Change]:
+        with store.connect() as con, store.writing(con):
+            # Lean: checking ids reads the id and name columns of every seller (~180 MB
+            # of blocks at 5,000,000 sellers) and keeps nothing of them. Not the queue:
+            # its rows and index must stay in memory until the commit.
+            with store.lean(con, cap=lean):
+                changes = build(con)
+            queue(con, changes, action_id=action_id, origin="analyst")
+        return changes
+
+    changes = store.lean_first(attempt)
     if not changes:
         return Action([], frozenset())
     return Action([c.old_id or c.seller_id for c in changes], frozenset(_sellers_of(changes)))
@@ -496,7 +503,8 @@ def undo(store: Store, *, restore_missing: bool = False) -> Undone:
             "THEN now() ELSE finished_at END WHERE action_id = ?",
             [unsent, undo_id, unsent, action],
         )
-        seen = [r for r in rows if r.state in ("pending", "done") and r.seq not in unsent]
+        left = set(unsent)
+        seen = [r for r in rows if r.state in ("pending", "done") and r.seq not in left]
         inverses, skipped = _inverses(con, seen)
         queue(con, inverses, action_id=undo_id, origin="undo")
     # The action's sellers (its unsent rows left the queue) and those the inverses touch.

@@ -49,9 +49,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -249,6 +250,8 @@ class Rebuilt:
                 f"Sync now to pull the server's rows again and push what was kept")
 
 
+T = TypeVar("T")
+
 # DuckDB's buffer memory during a lean read (Store.lean): measured on 5,000,000 sellers,
 # the grid's read keeps ~70 MB of blocks instead of ~150 MB and takes as long.
 LEAN_MEMORY = "96MB"
@@ -261,6 +264,60 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
+
+
+class LeanCap:
+    """DuckDB's memory limit of one open cache file, lowered to ``LEAN_MEMORY`` while
+    lean reads run (``Store.lean``) and lifted while a write runs.
+
+    The limit is the file's, for every connection of this process, and what a write
+    holds until its commit (a transaction's rows, an index) cannot be evicted: under
+    the cap a large write would fail. So the cap is on exactly while some lean read runs
+    and no write is open, or the open write is itself reading lean (an action checking
+    its sellers before it queues them). Every change happens under ``guard``.
+    """
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.reads = 0  # lean reads under way, every thread
+        self.writer: int | None = None  # the thread with a write open
+        self.writer_reads = 0  # lean reads that thread opened inside its write
+        self.saved = ""  # the limit the cap replaced ("": DuckDB's default)
+        self.capped = False
+
+    def settle(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Put the limit where the state says (call with ``guard`` held)."""
+        want = self.reads > 0 and (self.writer is None or self.writer_reads > 0)
+        if want == self.capped:
+            return
+        setting = con.cursor()  # its own transaction: usable whatever con's state
+        try:
+            if want:
+                self.saved = _given_limit(setting)  # uncapped now: the analyst's limit
+                try:
+                    setting.execute(f"SET memory_limit = '{LEAN_MEMORY}'")
+                except duckdb.Error:  # cannot evict enough now: go on without the cap
+                    return
+            else:
+                setting.execute(f"SET memory_limit = '{self.saved}'" if self.saved
+                                else "RESET memory_limit")
+            self.capped = want
+        finally:
+            setting.close()
+
+
+def _given_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """The memory limit in force, "" when it is DuckDB's default. The limit is shown
+    rounded ("18.8 GiB"): set back from that text it would not be the same, so the
+    default comes back by RESET."""
+    limit = "SELECT current_setting('memory_limit')"
+    given = con.execute(limit).fetchone()
+    con.execute("RESET memory_limit")
+    default = con.execute(limit).fetchone()
+    if given is None or given == default:
+        return ""
+    con.execute(f"SET memory_limit = '{given[0]}'")
+    return str(given[0])
 
 
 @dataclass
@@ -277,9 +334,7 @@ class FileLocks:
     push: threading.Lock
     sync: threading.Lock
     push_again: threading.Event
-    lean_guard: threading.Lock = field(default_factory=threading.Lock)
-    lean_reads: int = 0  # lean reads under way (``Store.lean``)
-    lean_saved: str = ""  # DuckDB's memory_limit before the first of them
+    lean: LeanCap = field(default_factory=LeanCap)
 
 
 _LOCKS: dict[str, FileLocks] = {}
@@ -353,13 +408,23 @@ class Store:
                 f"the cache {self.path} is open read-only; reopen it read-write to change it"
             )
         with self.locked():
-            con.execute("BEGIN TRANSACTION")
+            state = self.locks.lean
+            with state.guard:  # never under a lean read's cap (LeanCap)
+                outer = state.writer, state.writer_reads
+                state.writer, state.writer_reads = threading.get_ident(), 0
+                state.settle(con)
             try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                with state.guard:
+                    state.writer, state.writer_reads = outer
+                    state.settle(con)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -368,27 +433,48 @@ class Store:
             yield con
 
     @contextlib.contextmanager
-    def lean(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    def lean(self, con: duckdb.DuckDBPyConnection, *, cap: bool = True) -> Iterator[None]:
         """Cap DuckDB's buffer memory at ``LEAN_MEMORY`` while a large read runs on
-        ``con``: the blocks it has read are evicted rather than kept until the file is
-        closed. The grid's read of 5,000,000 sellers then peaks ~100 MB lower at the same
-        speed. DuckDB's limit is the open file's, so work of other threads meanwhile
-        (a sync, a query) is held to it too: it spills to disk rather than grow. Lean
-        reads share the cap; the limit before the first comes back after the last."""
-        locks = self.locks
-        with locks.lean_guard:
-            if locks.lean_reads == 0:
-                row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-                locks.lean_saved = str(row[0]) if row else ""
-                con.execute(f"SET memory_limit = '{LEAN_MEMORY}'")
-            locks.lean_reads += 1
+        ``con`` (``cap=False``: do nothing): the blocks it has read are evicted rather
+        than kept until the file is closed. The grid's read of 5,000,000 sellers then
+        peaks ~100 MB lower at the same speed.
+
+        The limit is the open file's: reads of other threads meanwhile are held to it
+        too and spill to disk rather than grow; a write of any thread lifts it while it
+        runs (``LeanCap``). A lean read that needs more than the cap fails with an
+        out-of-memory error: run it through :meth:`lean_first`."""
+        if not cap:
+            yield
+            return
+        state = self.locks.lean
+        me = threading.get_ident()
+        with state.guard:
+            state.reads += 1
+            inside = state.writer == me  # an action reading lean inside its own write
+            state.writer_reads += inside
+            state.settle(con)
         try:
             yield
         finally:
-            with locks.lean_guard:
-                locks.lean_reads -= 1
-                if locks.lean_reads == 0 and locks.lean_saved:
-                    con.execute(f"SET memory_limit = '{locks.lean_saved}'")
+            with state.guard:
+                state.reads -= 1
+                if inside and state.writer == me:
+                    state.writer_reads -= 1
+                state.settle(con)
+
+    def lean_first(self, work: Callable[[bool], T], *, lean: bool = True) -> T:
+        """``work(True)`` (it reads lean: ``with store.lean(con, cap=True)``), and
+        ``work(False)`` when DuckDB ran out of memory under the cap: the cap saves
+        memory, it never fails a read that fits without it. ``lean=False``: the caller
+        knows the read outgrows the cap; ``work(False)`` at once."""
+        if not lean:
+            return work(False)
+        try:
+            return work(True)
+        except CacheError as exc:
+            if not isinstance(exc.__cause__, duckdb.OutOfMemoryException):
+                raise
+        return work(False)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

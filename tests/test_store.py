@@ -142,27 +142,82 @@ def test_writes_from_many_threads_never_collide(tmp_path):
     assert Store(path).get_meta("shared").endswith("+")
 
 
-def test_lean_reads_cap_memory_and_the_last_one_puts_the_limit_back(tmp_path):
-    """Store.lean: DuckDB's limit is the file's, so overlapping lean reads share one cap
-    and the analyst's own limit comes back only after the last of them ends."""
+
+def _limit(con):
+    return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_lean_reads_cap_memory_and_the_outermost_puts_the_limit_back(tmp_path):
+    """Store.lean: DuckDB's limit is the file's; nested lean reads share one cap and
+    the analyst's own limit comes back when the outermost ends, also after a failure."""
     from sellerbench.store import LEAN_MEMORY
 
     store = Store(tmp_path / "c.duckdb")
-
-    def limit(con):
-        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-
     with store.connect() as con:
         con.execute("SET memory_limit = '1GiB'")
-        before = limit(con)
-        lean = limit(duckdb.connect(":memory:").execute(f"SET memory_limit = '{LEAN_MEMORY}'"))
+        before = _limit(con)
+        lean = _limit(duckdb.connect(":memory:").execute(f"SET memory_limit = '{LEAN_MEMORY}'"))
         with store.connect() as other:
             with store.lean(con):
-                assert limit(con) == lean
-                with store.lean(other):  # a second read of another thread
-                    assert limit(other) == lean
-                assert limit(con) == lean  # the first read still runs: still capped
-            assert limit(con) == before
+                assert _limit(con) == lean
+                with store.lean(other):
+                    assert _limit(other) == lean
+                assert _limit(con) == lean  # the outer read still runs: still capped
+            assert _limit(con) == before
             with pytest.raises(duckdb.Error), store.lean(other):
                 other.execute("SELECT * FROM no_such_table")  # a failing read puts it back too
-            assert limit(other) == before
+            assert _limit(other) == before
+            with store.lean(other, cap=False):
+                assert _limit(other) == before
+
+
+def test_a_write_lifts_the_cap_while_it_runs(tmp_path):
+    """A write (a sync's page, an action's queue: what it holds until COMMIT cannot be
+    evicted) never runs under a lean read's cap, its own thread's or another's; the
+    cap comes back when it commits. An action's check, reading lean inside its own
+    write, is capped; its queue after the check is not."""
+    import threading
+
+    from sellerbench.store import LEAN_MEMORY
+
+    store = Store(tmp_path / "c.duckdb")
+    seen = []
+    reading = threading.Event()
+    written = threading.Event()
+
+    def writer():
+        reading.wait(10)
+        with store.transaction() as w:
+            seen.append(("another thread's write", _limit(w)))
+            w.execute("INSERT INTO meta VALUES ('lean-test', 'x')")
+        written.set()
+
+    with store.connect() as keep:  # the file stays open (its settings with it)
+        keep.execute("SET memory_limit = '2GiB'")
+        before = _limit(keep)
+        lean = _limit(duckdb.connect(":memory:").execute(f"SET memory_limit = '{LEAN_MEMORY}'"))
+        thread = threading.Thread(target=writer)
+        thread.start()
+        with store.connect() as con, store.lean(con):
+            seen.append(("a lean read", _limit(con)))
+            reading.set()
+            assert written.wait(10), "the write waited for the lean read"
+            seen.append(("the read after the write", _limit(con)))
+            with store.connect() as w, store.writing(w):
+                seen.append(("its own thread's write", _limit(w)))
+                with store.lean(w):
+                    seen.append(("a check inside the write", _limit(w)))
+                seen.append(("the queue after the check", _limit(w)))
+            seen.append(("the read after its write", _limit(con)))
+        seen.append(("after the read", _limit(keep)))
+        thread.join(10)
+    assert seen == [
+        ("a lean read", lean),
+        ("another thread's write", before),
+        ("the read after the write", lean),
+        ("its own thread's write", before),
+        ("a check inside the write", lean),
+        ("the queue after the check", before),
+        ("the read after its write", lean),
+        ("after the read", before),
+    ]
