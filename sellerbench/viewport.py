@@ -15,7 +15,8 @@ snapshot; when it lands, ``Snapshot.align`` keeps the early rows where they were
 and ``on_ready`` tells the grid (which asks the browser for its rows again). A filter
 change while a read runs interrupts that read. Every read of rows runs lean
 (``Store.lean``): DuckDB evicts the blocks it has read instead of keeping them in the
-kernel (~100 MB at 5,000,000 sellers).
+kernel (~100 MB at 5,000,000 sellers); uncapped when it outgrows the cap, or when more
+than ``LEAN_PENDING`` changes are queued.
 
 A change (sync, push, mutation) only marks the snapshot stale; the next page request
 or id lookup brings it up to date once, however many changes came in. When the change
