@@ -306,6 +306,19 @@ class LeanCap:
             setting.close()
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether DuckDB running out of memory is behind ``exc`` (a CacheError raised from
+    it, perhaps through a later statement of the aborted transaction)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain; never a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, duckdb.OutOfMemoryException):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _given_limit(con: duckdb.DuckDBPyConnection) -> str:
     """The memory limit in force, "" when it is DuckDB's default. The limit is shown
     rounded ("18.8 GiB"): set back from that text it would not be the same, so the
@@ -472,7 +485,7 @@ class Store:
         try:
             return work(True)
         except CacheError as exc:
-            if not isinstance(exc.__cause__, duckdb.OutOfMemoryException):
+            if not _out_of_memory(exc):
                 raise
         return work(False)
 
@@ -496,6 +509,10 @@ class Store:
 
     def error(self, exc: duckdb.Error) -> CacheError:
         """The CacheError an escaping DuckDB error means, with what to do about it."""
+        earlier = exc.__cause__ or exc.__context__
+        if "transaction is aborted" in str(exc) and isinstance(earlier, duckdb.Error):
+            # A statement after the one that failed (a cleanup): the first error says why.
+            return self.error(earlier)
         if is_damage(exc):
             # A damaged block is met only when read: say so, whatever was reading it.
             return CacheCorruptError(self._corrupt_message(str(exc)))
@@ -506,7 +523,10 @@ class Store:
                 f"nothing of it was kept: try again"
             )
         if isinstance(exc, duckdb.OutOfMemoryException):
-            return CacheError(f"DuckDB ran out of memory on the cache {self.path} ({first})")
+            return CacheError(
+                f"DuckDB ran out of memory on the cache {self.path} ({first}); nothing of it "
+                f"was kept: free memory (other kernels, large frames) and try again"
+            )
         return CacheError(f"the cache {self.path} could not do this ({first})")
 
     def query(self, sql: str, params: list | dict | None = None) -> pa.Table:

@@ -221,3 +221,23 @@ def test_a_write_lifts_the_cap_while_it_runs(tmp_path):
         ("the read after its write", lean),
         ("after the read", before),
     ]
+
+
+def test_running_out_of_memory_in_a_write_says_so_and_keeps_nothing(tmp_path):
+    """An action's insert that runs out of memory is told as that, not as the cleanup
+    statement after it ("Current transaction is aborted", once told as a collision)."""
+    from sellerbench.errors import CacheError
+    from sellerbench.workbench import Workbench
+    from tests.grid.conftest import fill_sellers
+
+    store = Store(tmp_path / "c.duckdb")
+    fill_sellers(store, 200_000)
+    wb = Workbench(store, None, auto_push=False)
+    ids = wb.sql("SELECT id FROM sellers")["id"].tolist()
+    with store.connect() as keep:  # the file stays open with its small limit
+        keep.execute("SET memory_limit = '16MB'")
+        with pytest.raises(CacheError, match="ran out of memory") as info:
+            wb.flag(ids)
+    assert "collided" not in str(info.value)
+    assert wb.status()["pending"] == 0
+    wb.close()
