@@ -486,6 +486,7 @@ class Viewport:
         text = f"{_RUNS} SELECT {self._select_list()} {source}"
         key = (self._source(self.sort[0]), self.sort[1])
         store = self.store
+        lean = self._lean()  # read here: the background read touches nothing of self
 
         def work(attach: Callable[[Any], None]) -> Snapshot:
             def attempt(lean: bool) -> tuple[pa.Table, dict[str, list[str]], dict[str, Any]]:
@@ -496,7 +497,7 @@ class Viewport:
                         table = read_rows(con, packed, text)
                         return table, names, _counts(con, table, predicate != "true")
 
-            table, names, counts = store.lean_first(attempt, lean=self._lean())
+            table, names, counts = store.lean_first(attempt, lean=lean)
             snap = Snapshot(table, names, counts)
             snap.sort(*key)
             return snap
@@ -533,6 +534,7 @@ class Viewport:
         direction = "DESC" if self.sort[1] else "ASC"
         sql = (f"{_RUNS} SELECT {self._select_list()} {_source(predicate)} "
                f"ORDER BY {column.sql} {direction} NULLS LAST, v.id LIMIT {EARLY_ROWS}")
+
         def attempt(lean: bool) -> tuple[pa.Table, dict[str, list[str]], dict[str, Any]]:
             with self.store.connect() as con, self.store.lean(con, cap=lean), \
                     _one_moment(con):
@@ -584,7 +586,6 @@ class Viewport:
         packed = held.type == ID_TYPE
         sql = (f"{_RUNS} SELECT {self._select_list(packed)} {_source(predicate)} "
                f"WHERE v.id IN (SELECT unnest(?::VARCHAR[]))")
-
         filtered = predicate != "true"
 
         def attempt(lean: bool) -> tuple[pa.Table, dict[str, Any]] | None:
