@@ -471,8 +471,7 @@ class Store:
         finally:
             with state.guard:
                 state.reads -= 1
-                if inside and state.writer == me:
-                    state.writer_reads -= 1
+                state.writer_reads -= inside  # its write is still open: writes nest in it
                 state.settle(con)
 
     def lean_first(self, work: Callable[[bool], T], *, lean: bool = True) -> T:

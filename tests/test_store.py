@@ -142,21 +142,25 @@ def test_writes_from_many_threads_never_collide(tmp_path):
     assert Store(path).get_meta("shared").endswith("+")
 
 
-
 def _limit(con):
     return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def _lean_limit():
+    """LEAN_MEMORY as DuckDB shows a limit."""
+    from sellerbench.store import LEAN_MEMORY
+
+    return _limit(duckdb.connect(":memory:").execute(f"SET memory_limit = '{LEAN_MEMORY}'"))
 
 
 def test_lean_reads_cap_memory_and_the_outermost_puts_the_limit_back(tmp_path):
     """Store.lean: DuckDB's limit is the file's; nested lean reads share one cap and
     the analyst's own limit comes back when the outermost ends, also after a failure."""
-    from sellerbench.store import LEAN_MEMORY
-
     store = Store(tmp_path / "c.duckdb")
     with store.connect() as con:
         con.execute("SET memory_limit = '1GiB'")
         before = _limit(con)
-        lean = _limit(duckdb.connect(":memory:").execute(f"SET memory_limit = '{LEAN_MEMORY}'"))
+        lean = _lean_limit()
         with store.connect() as other:
             with store.lean(con):
                 assert _limit(con) == lean
@@ -178,8 +182,6 @@ def test_a_write_lifts_the_cap_while_it_runs(tmp_path):
     write, is capped; its queue after the check is not."""
     import threading
 
-    from sellerbench.store import LEAN_MEMORY
-
     store = Store(tmp_path / "c.duckdb")
     seen = []
     reading = threading.Event()
@@ -195,7 +197,7 @@ def test_a_write_lifts_the_cap_while_it_runs(tmp_path):
     with store.connect() as keep:  # the file stays open (its settings with it)
         keep.execute("SET memory_limit = '2GiB'")
         before = _limit(keep)
-        lean = _limit(duckdb.connect(":memory:").execute(f"SET memory_limit = '{LEAN_MEMORY}'"))
+        lean = _lean_limit()
         thread = threading.Thread(target=writer)
         thread.start()
         with store.connect() as con, store.lean(con):

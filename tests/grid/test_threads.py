@@ -157,7 +157,6 @@ def test_each_entry_point_runs_safely_while_a_cell_runs(tmp_path) -> None:
     wb.close()
 
 
-
 EXIT_WHILE_A_PROFILE_RUNS = """
 import sys, threading
 from sellerbench import profiles
