@@ -61,7 +61,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sellerbench.grid import FLAGGED_COLOUR
+from sellerbench.grid.widget import FLAGGED_COLOUR
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 

@@ -44,7 +44,7 @@ from .store import Store
 if TYPE_CHECKING:
     from .client import ApiClient
     from .exports import ExportReport
-    from .grid import SellersGrid
+    from .grid.widget import SellersGrid
     from .push import Backoff, PushReport
     from .sync import SyncReport
     from .watch import RunWatch
@@ -331,7 +331,7 @@ class Workbench:
         ``columns``: the column labels to show, in order (default: all but Id);
         ``profiles``: a summary of each column's values above it (click to filter).
         """
-        from .grid import SellersGrid
+        from .grid.widget import SellersGrid
 
         return SellersGrid(
             self, height=height, show_ids=show_ids, confirm_delete_above=confirm_delete_above,

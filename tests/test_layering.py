@@ -13,17 +13,20 @@ from sellerbench.schema import RUN, SELLER
 from sellerbench.store import Store
 
 PACKAGE = Path(sellerbench.__file__).parent
-# The engine: works on the store and client it is given.
+# The engine: works on the store and client it is given (modules by dotted name).
 BELOW = ("client", "exports", "filters", "frames", "mutations", "outcomes", "pages", "push",
-         "schema", "settings", "store", "sync", "viewport", "watch", "errors")
+         "schema", "settings", "store", "sync", "grid.viewport", "watch", "errors")
 
 
 def _tree(name: str) -> ast.Module:
-    return ast.parse((PACKAGE / f"{name}.py").read_text(), filename=f"{name}.py")
+    path = PACKAGE.joinpath(*name.split(".")).with_suffix(".py")
+    return ast.parse(path.read_text(), filename=str(path))
 
 
-def _runtime_imports(tree: ast.Module) -> set[str]:
-    """Modules imported outside ``if TYPE_CHECKING:`` blocks (relative names kept)."""
+def _runtime_imports(name: str) -> set[str]:
+    """Absolute names of what module ``name`` imports outside ``if TYPE_CHECKING:``
+    blocks (``from . import x`` counts both the package and ``package.x``)."""
+    package = ["sellerbench", *name.split(".")[:-1]]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
@@ -32,31 +35,44 @@ def _runtime_imports(tree: ast.Module) -> set[str]:
                 visit(child)
             return
         if isinstance(node, ast.ImportFrom):
-            found.add("." * node.level + (node.module or ""))
-            found.update("." * node.level + a.name for a in node.names)
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(tree)
+    visit(_tree(name))
     return found
+
+
+def _reaches(imports: set[str], *modules: str) -> set[str]:
+    """Which of ``modules`` (or anything inside them) ``imports`` names."""
+    return {i for i in imports for m in modules if i == m or i.startswith(m + ".")}
+
+
+def test_the_import_check_sees_relative_imports() -> None:
+    """The checks below would pass on any module if relative names were lost."""
+    assert "sellerbench.grid.viewport" in _runtime_imports("grid.widget")
+    assert "sellerbench.errors" in _runtime_imports("grid.widget")
 
 
 def test_no_module_below_the_workbench_imports_it_or_reaches_into_it() -> None:
     for name in BELOW:
-        tree = _tree(name)
-        imports = _runtime_imports(tree)
-        assert not {".workbench", "sellerbench.workbench", ".grid", ".runs"} & imports, name
-        source = ast.unparse(tree)
+        imports = _runtime_imports(name)
+        upward = ("sellerbench.workbench", "sellerbench.grid.widget", "sellerbench.runs")
+        assert not _reaches(imports, *upward), name
+        source = ast.unparse(_tree(name))
         for reach in ("wb._", "._changed(", "__dict__", "_watchers"):
             assert reach not in source, f"{name}.py reaches into the workbench: {reach}"
 
 
 def test_sync_does_not_reach_push_and_push_does_not_reach_sync() -> None:
     """The Workbench orchestrates push-then-pull; neither module imports the other."""
-    assert not {".push", ".mutations"} & _runtime_imports(_tree("sync"))
-    assert not {".sync"} & _runtime_imports(_tree("push"))
+    assert not _reaches(_runtime_imports("sync"), "sellerbench.push", "sellerbench.mutations")
+    assert not _reaches(_runtime_imports("push"), "sellerbench.sync")
     assert "ImportError" not in ast.unparse(_tree("sync"))
 
 

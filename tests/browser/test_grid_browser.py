@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sellerbench.grid import FLAGGED_COLOUR, PENDING_COLOUR
+from sellerbench.grid.widget import FLAGGED_COLOUR, PENDING_COLOUR
 
 from .lab import LabPage, wait_for, write_notebook
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from sellerbench.errors import ConfigError
-from sellerbench.grid import SellersGrid
-from sellerbench.profiles import profile_table
+from sellerbench.grid.profiles import profile_table
+from sellerbench.grid.widget import SellersGrid
 from sellerbench.workbench import Workbench
 
 from .conftest import decode_reply, fill_sellers
@@ -200,8 +200,8 @@ def test_profile_clicks_cross_filter_and_clear(grid: SellersGrid, offline_wb: Wo
 
 def test_profiles_of_a_snapshot_directly(tmp_path: Path) -> None:
     """The profile of a column with many distinct names is its distinct count alone."""
+    from sellerbench.grid.viewport import Viewport
     from sellerbench.store import Store
-    from sellerbench.viewport import Viewport
 
     store = Store(tmp_path / "c.duckdb")
     fill_sellers(store, 3000)

@@ -20,10 +20,10 @@ from typing import Any
 import duckdb
 import pytest
 
-import sellerbench.viewport as viewport_module
+import sellerbench.grid.viewport as viewport_module
 from sellerbench.errors import CacheError
+from sellerbench.grid.viewport import Viewport
 from sellerbench.store import Store
-from sellerbench.viewport import Viewport
 from sellerbench.workbench import Workbench
 
 from .conftest import fill_sellers

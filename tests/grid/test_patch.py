@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from sellerbench.grid import SellersGrid
+from sellerbench.grid.viewport import Viewport
+from sellerbench.grid.widget import SellersGrid
 from sellerbench.store import Store
-from sellerbench.viewport import Viewport
 from sellerbench.workbench import Workbench, connect
 
 from .conftest import fill_sellers
@@ -155,7 +155,7 @@ def test_a_grid_flag_patches_and_the_selection_stays_on_its_sellers(wb: Workbenc
 
 
 def test_a_huge_change_rebuilds_instead(wb: Workbench, monkeypatch) -> None:
-    monkeypatch.setattr("sellerbench.viewport.PATCH_LIMIT", 10)
+    monkeypatch.setattr("sellerbench.grid.viewport.PATCH_LIMIT", 10)
     grid = SellersGrid(wb, show_ids=True)
     grid.select_rows(0, 10)
     grid.flag_selected()

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from sellerbench.errors import SellerbenchError
-from sellerbench.grid import SellersGrid
+from sellerbench.grid.widget import SellersGrid
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
@@ -159,7 +159,7 @@ def test_each_entry_point_runs_safely_while_a_cell_runs(tmp_path) -> None:
 
 EXIT_WHILE_A_PROFILE_RUNS = """
 import sys, threading
-from sellerbench import profiles
+from sellerbench.grid import profiles
 from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 started = threading.Event()

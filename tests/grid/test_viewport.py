@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sellerbench.errors import ConfigError
+from sellerbench.grid.viewport import Viewport, merge_ranges, runs_of
 from sellerbench.store import Store
-from sellerbench.viewport import Viewport, merge_ranges, runs_of
 from sellerbench.workbench import Workbench
 
 from .conftest import fill_sellers
@@ -185,7 +185,7 @@ def test_unique_values_for_the_header_filter(store: Store) -> None:
 def test_rows_taken_across_batches_keep_their_order() -> None:
     import pyarrow as pa
 
-    from sellerbench.snapshot import Snapshot
+    from sellerbench.grid.snapshot import Snapshot
 
     batches = [pa.record_batch({"__id": [f"id-{i}" for i in range(a, a + 4)],
                                 "key": [(i * 7) % 12 for i in range(a, a + 4)]})

@@ -56,11 +56,11 @@ from sellerbench.errors import (
     TransportError,
 )
 from sellerbench.frames import sql_frame
+from sellerbench.grid.viewport import Viewport
 from sellerbench.magic import bind_parameters
 from sellerbench.server.embedded import EmbeddedServer, start
 from sellerbench.server.problems import flat_routes
 from sellerbench.settings import SETTINGS
-from sellerbench.viewport import Viewport
 from sellerbench.workbench import Workbench, connect
 
 from .leaks import (

@@ -81,15 +81,15 @@ import pyarrow as pa
 from ipydatagrid import StreamingDataGrid, TextRenderer, VegaExpr
 from traitlets import observe
 
-from .errors import ConfigError, MutationError, SellerbenchError
-from .gridactions import GridActions, _ago, _detail_html, _serialized
-from .gridinput import ActionBox
-from .gridpaint import GridPainter
+from ..errors import ConfigError, MutationError, SellerbenchError
+from .actionbox import ActionBox
+from .actions import GridActions, _ago, _detail_html, _serialized
+from .painter import GridPainter
 from .profiles import ProfileStrip
 from .viewport import COLUMNS, FLAGGED_CHOICES, Column, Viewport, merge_ranges, runs_of
 
 if TYPE_CHECKING:
-    from .workbench import Workbench
+    from ..workbench import Workbench
 
 __all__ = ["SellersDataGrid", "SellersGrid"]
 

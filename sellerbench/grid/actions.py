@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import MutationError, SellerbenchError
+from ..errors import MutationError, SellerbenchError
 from .viewport import Viewport, runs_of
 
 if TYPE_CHECKING:
-    from .workbench import Workbench
+    from ..workbench import Workbench
 
 __all__ = ["GridActions"]
 

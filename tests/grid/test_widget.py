@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sellerbench.errors import MutationError
-from sellerbench.grid import SellersDataGrid, SellersGrid, _ago
+from sellerbench.grid.widget import SellersDataGrid, SellersGrid, _ago
 from sellerbench.workbench import Workbench, connect
 
 from .conftest import decode_reply, fill_sellers
@@ -348,7 +348,7 @@ def test_ago() -> None:
 
 def test_select_all_of_a_huge_view_stays_all_across_a_refresh(tmp_path, monkeypatch) -> None:
     # A select-all above PIN_LIMIT rows is pinned as "all", never copied id by id.
-    from sellerbench import grid as grid_module
+    from sellerbench.grid import widget as grid_module
     from sellerbench.store import Store
 
     monkeypatch.setattr(grid_module, "PIN_LIMIT", 200)

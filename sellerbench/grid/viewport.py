@@ -46,8 +46,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ConfigError
-from .filters import SellerFilter, literal
+from ..errors import ConfigError
+from ..filters import SellerFilter, literal
+from ..store import Store
 from .snapshot import (
     ID_TYPE,
     PACKED_ID,
@@ -62,7 +63,6 @@ from .snapshot import (
     runs_of,
     unpack_ids,
 )
-from .store import Store
 
 __all__ = ["COLUMNS", "EARLY_ABOVE", "EARLY_ROWS", "FLAGGED_CHOICES", "PATCH_LIMIT", "Column",
            "Viewport", "merge_ranges", "runs_of"]
