@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sellerbench.store import Store
+from sellerbench.cache.store import Store
 from sellerbench.workbench import Workbench
 
 FORMATS = ("csv", "ndjson", "parquet")

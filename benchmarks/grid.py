@@ -61,8 +61,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sellerbench.cache.store import Store
 from sellerbench.grid.widget import FLAGGED_COLOUR
-from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
 # pandas' tz-aware timestamps going through bqplot's serializer, once per page.

@@ -59,7 +59,7 @@ def median_ms(con, sql: str, runs: int = 5) -> float:
 
 
 def run(n: int, folder: Path) -> None:
-    from sellerbench.store import Store
+    from sellerbench.cache.store import Store
     from sellerbench.workbench import Workbench
 
     store = Store(folder / "cache.duckdb")

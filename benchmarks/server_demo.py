@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from sellerbench.server import demo
 from sellerbench.server.embedded import start
+from sellerbench.server.simulator import demo
 
 
 def peer_insert(n: int, seed: int, folder: Path) -> float:

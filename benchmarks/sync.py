@@ -198,7 +198,7 @@ def run_step(name: str, **params: Any) -> dict[str, Any]:
 
 def make_changes(url: str, token: str, count: int, tag: str = "") -> None:
     """``count`` changes: 40% flags (bulk), 30% renames, 20% deletes (bulk), 10% creates."""
-    from sellerbench.client import ApiClient
+    from sellerbench.api.client import ApiClient
 
     with ApiClient(url, token) as api:
         sellers = api.sync_sellers(limit=100).items

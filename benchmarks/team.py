@@ -237,7 +237,7 @@ def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
         if args.pg_url:
             db = args.pg_url
         else:
-            from sellerbench.server.pgcluster import start_cluster
+            from tests.pgcluster import start_cluster
 
             cluster = start_cluster(Path(tempfile.mkdtemp(prefix="sb-team-pg-")))
             db = cluster.database("team")

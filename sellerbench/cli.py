@@ -177,7 +177,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def _probe_api(url: str, token: str, timeout: float) -> dict[str, Any]:
     """Did the API answer, and did it take the token? One try each, no retries."""
-    from .client import ApiClient
+    from .api.client import ApiClient
     from .errors import ApiError, AuthError
 
     answer: dict[str, Any] = {"url": url, "answered": False, "token": "not checked"}
@@ -241,8 +241,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from . import runs
     from .errors import NotFoundError
+    from .runs import control as runs
 
     if args.action == "list" and args.run_id is not None:
         raise UsageError("runs list takes no run id; use `sellerbench runs watch RUN_ID`")
@@ -333,7 +333,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     try:
-        from .reports import run_report
+        from .reports.report import run_report
     except ImportError as exc:
         raise SellerbenchError(
             f"the report needs the report extra ({exc.name} is missing): "
@@ -354,7 +354,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Move a damaged cache aside, keeping the queued changes it can still read."""
-    from .store import Store
+    from .cache.store import Store
 
     _check_settings(args)
     # Another kind of file is refused, never moved aside: only a DuckDB file is rebuilt.
@@ -371,8 +371,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def _damage(path: Path, lock_timeout: float) -> str | None:
     """Why the cache cannot be read in full, or None when every table reads."""
+    from .cache.store import Store
     from .errors import CacheCorruptError, CacheVersionError
-    from .store import Store
 
     try:
         store = Store(path, lock_timeout=lock_timeout, read_only=True)

@@ -33,10 +33,10 @@ from typing import Any
 import pandas as pd
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
+from .cache.frames import sql_frame
+from .cache.store import Store
 from .errors import SellerbenchError
-from .frames import sql_frame
 from .settings import resolve
-from .store import Store
 
 __all__ = ["SqlMagics", "bind_parameters", "load_ipython_extension"]
 

@@ -5,7 +5,7 @@ the contract's order (API.md). Everything that spells out these columns derives 
 here: the Arrow schemas sync pages are parsed against (``pages.py``), the types a server
 download is read with (``exports.py``), the server rows push writes into the cache
 (``outcomes.py``), run frames built from API records (``runs.py``), and the present
-cache tables, which ``tests/test_store.py`` checks against :meth:`Record.duckdb_types`
+cache tables, which ``tests/cache/test_store.py`` checks against :meth:`Record.duckdb_types`
 (the DDL in ``store.MIGRATIONS`` is history, never edited; a new column is a new
 migration plus a field here, and that test fails until both agree).
 """

@@ -35,19 +35,20 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from . import frames, mutations, push, sync
+from .cache import frames, sync
+from .cache.filters import SellerFilter
+from .cache.store import Store
+from .changes import mutations, push
 from .errors import ConfigError, SellerbenchError
-from .filters import SellerFilter
 from .settings import Secret, resolve, value
-from .store import Store
 
 if TYPE_CHECKING:
-    from .client import ApiClient
-    from .exports import ExportReport
+    from .api.client import ApiClient
+    from .cache.sync import SyncReport
+    from .changes.push import Backoff, PushReport
     from .grid.widget import SellersGrid
-    from .push import Backoff, PushReport
-    from .sync import SyncReport
-    from .watch import RunWatch
+    from .reports.exports import ExportReport
+    from .runs.watch import RunWatch
 
 __all__ = ["ChangeEvent", "Workbench", "connect", "demo"]
 
@@ -305,7 +306,7 @@ class Workbench:
         spreadsheet would run as formulas are written as text; ``progress``: a bar for
         long exports. An interrupted or failed export leaves nothing at ``path``.
         """
-        from . import exports
+        from .reports import exports
 
         return exports.export(
             self.store, self.client, Path(path),
@@ -340,13 +341,13 @@ class Workbench:
 
     def active_runs(self) -> pd.DataFrame:
         """Runs pending, running or paused: live from the API, else from the cache."""
-        from . import runs
+        from .runs import control as runs
 
         return runs.active_runs(self)
 
     def run(self, run_id: str) -> dict[str, Any]:
         """One run as a dict: live from the API, else as the cache last saw it."""
-        from . import runs
+        from .runs import control as runs
 
         return runs.run(self, run_id)
 
@@ -366,7 +367,7 @@ class Workbench:
         ``sync_sellers``: sync found sellers into the cache as they come; ``stream``:
         follow the activity stream (else poll). Closed by ``w.close()`` or ``wb.close()``.
         """
-        from . import runs
+        from .runs import control as runs
 
         return runs.watch(
             self, run_id, interval=interval, sync_every=sync_every,
@@ -375,25 +376,25 @@ class Workbench:
 
     def start_run(self, name: str, category_ids: Sequence[str]) -> dict[str, Any]:
         """Create a collection run over ``category_ids`` and start it (admin permission)."""
-        from . import runs
+        from .runs import control as runs
 
         return runs.start_run(self, name, category_ids)
 
     def pause_run(self, run_id: str) -> dict[str, Any]:
         """Pause a running collection run (admin permission)."""
-        from . import runs
+        from .runs import control as runs
 
         return runs.control(self, run_id, "pause")
 
     def resume_run(self, run_id: str) -> dict[str, Any]:
         """Resume a paused collection run (admin permission)."""
-        from . import runs
+        from .runs import control as runs
 
         return runs.control(self, run_id, "resume")
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         """Cancel a pending, running or paused collection run (admin permission)."""
-        from . import runs
+        from .runs import control as runs
 
         return runs.control(self, run_id, "cancel")
 
@@ -505,7 +506,7 @@ def connect(
     )
     client = None
     if url and tok:
-        from .client import ApiClient
+        from .api.client import ApiClient
 
         client = ApiClient(url, tok, timeout=_number(value("timeout")))
     wb = Workbench(store, client, auto_push=bool(value("auto_push", auto_push)))

@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from sellerbench.server.embedded import EmbeddedServer, start
-from sellerbench.server.pgcluster import Cluster, find_bin, start_cluster
 from sellerbench.workbench import Workbench, connect
+from tests.pgcluster import Cluster, find_bin, start_cluster
 
 STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 

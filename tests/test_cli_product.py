@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from sellerbench import cli
-from sellerbench.store import Store
+from sellerbench.cache.store import Store
 from sellerbench.workbench import connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -333,7 +333,7 @@ def test_library_hints_are_rewritten_for_the_terminal() -> None:
                    "token=...") == "the API refused the token (bad); check --token or " \
                                    "SELLERBENCH_TOKEN"
     assert "`sellerbench rebuild --cache /a b/c.duckdb`" in rewrite(
-        "cannot be read (x); rebuild it with sellerbench.store.Store('/a b/c.duckdb')"
+        "cannot be read (x); rebuild it with sellerbench.cache.store.Store('/a b/c.duckdb')"
         ".rebuild(), which moves it aside")
 
 
@@ -342,7 +342,7 @@ def test_serve_and_report_say_which_extra_is_missing(
 ) -> None:
     """In a client-only install the server and the report are extras: say which."""
     monkeypatch.setitem(sys.modules, "sellerbench.server.main", None)
-    monkeypatch.setitem(sys.modules, "sellerbench.reports", None)
+    monkeypatch.setitem(sys.modules, "sellerbench.reports.report", None)
     code, _, err = run("serve", "--demo", "300", capsys=capsys)
     assert code == 1 and "pip install 'sellerbench[server]'" in err
     code, _, err = run("report", "--cache", str(tmp_path / "c.duckdb"), capsys=capsys)

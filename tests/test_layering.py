@@ -9,13 +9,14 @@ from pathlib import Path
 import pyarrow as pa
 
 import sellerbench
+from sellerbench.cache.store import Store
 from sellerbench.schema import RUN, SELLER
-from sellerbench.store import Store
 
 PACKAGE = Path(sellerbench.__file__).parent
 # The engine: works on the store and client it is given (modules by dotted name).
-BELOW = ("client", "exports", "filters", "frames", "mutations", "outcomes", "pages", "push",
-         "schema", "settings", "store", "sync", "grid.viewport", "watch", "errors")
+BELOW = ("api.client", "api.pages", "reports.exports", "cache.filters", "cache.frames",
+         "cache.store", "cache.sync", "changes.mutations", "changes.outcomes", "changes.push",
+         "schema", "settings", "grid.viewport", "runs.watch", "errors")
 
 
 def _tree(name: str) -> ast.Module:
@@ -62,7 +63,7 @@ def test_the_import_check_sees_relative_imports() -> None:
 def test_no_module_below_the_workbench_imports_it_or_reaches_into_it() -> None:
     for name in BELOW:
         imports = _runtime_imports(name)
-        upward = ("sellerbench.workbench", "sellerbench.grid.widget", "sellerbench.runs")
+        upward = ("sellerbench.workbench", "sellerbench.grid.widget", "sellerbench.runs.control")
         assert not _reaches(imports, *upward), name
         source = ast.unparse(_tree(name))
         for reach in ("wb._", "._changed(", "__dict__", "_watchers"):
@@ -71,9 +72,9 @@ def test_no_module_below_the_workbench_imports_it_or_reaches_into_it() -> None:
 
 def test_sync_does_not_reach_push_and_push_does_not_reach_sync() -> None:
     """The Workbench orchestrates push-then-pull; neither module imports the other."""
-    assert not _reaches(_runtime_imports("sync"), "sellerbench.push", "sellerbench.mutations")
-    assert not _reaches(_runtime_imports("push"), "sellerbench.sync")
-    assert "ImportError" not in ast.unparse(_tree("sync"))
+    assert not _reaches(_runtime_imports("cache.sync"), "sellerbench.changes")
+    assert not _reaches(_runtime_imports("changes.push"), "sellerbench.cache.sync")
+    assert "ImportError" not in ast.unparse(_tree("cache.sync"))
 
 
 def test_the_cache_tables_have_the_records_columns(tmp_path: Path) -> None:
@@ -89,7 +90,8 @@ def test_the_cache_tables_have_the_records_columns(tmp_path: Path) -> None:
 
 
 def test_page_schemas_and_export_types_derive_from_the_records() -> None:
-    from sellerbench import exports, pages
+    from sellerbench.api import pages
+    from sellerbench.reports import exports
 
     assert SELLER.arrow_schema() == pages.SELLER_SCHEMA
     assert RUN.arrow_schema() == pages.RUN_SCHEMA

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sellerbench import reports, settings
+from sellerbench import settings
 from sellerbench.errors import ConfigError
+from sellerbench.reports import report as reports
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from sellerbench import reports
+from sellerbench.reports import report as reports
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 import traitlets
 
+from ..cache.filters import PENDING_SQL, literal
 from ..errors import ConfigError, SellerbenchError
-from ..filters import PENDING_SQL, literal
 from .viewport import Column, Viewport
 
 __all__ = ["ProfileStrip", "pick_clause", "profile_table"]

@@ -46,9 +46,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..cache.filters import SellerFilter, literal
+from ..cache.store import Store
 from ..errors import ConfigError
-from ..filters import SellerFilter, literal
-from ..store import Store
 from .snapshot import (
     ID_TYPE,
     PACKED_ID,

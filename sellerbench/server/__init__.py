@@ -1,17 +1,15 @@
 """The reference seller-collection API server (``sellerbench serve``, ``sb.demo()``).
 
-Modules, one per noun:
+Three folders and two entry points:
 
-- ``storage``   SQLite storage behind a small interface: schema, transactions, ``rev``
-- ``records``   timestamps, seller-name rules, row -> JSON record
-- ``feed``      the sync feeds (base keyset pages and the ``since_rev`` feed)
-- ``sellers``   seller mutations (create, rename, flag, delete, restore)
-- ``collection`` categories and collection-run reads and creation
-- ``idempotency`` the Idempotency-Key ledger
-- ``auth``      bearer tokens and permissions
-- ``demo``      deterministic demo data and the three demo tokens
-- ``faults``    the misbehaviour middleware (rate limit, 503s, dropped connections)
-- ``app``       the FastAPI app factory; ``api_*`` modules hold its routes
-- ``embedded``  the server in a background thread (``sb.demo()``, test fixtures)
-- ``main``      ``sellerbench serve``
+- ``http/``       the FastAPI app (``app``) and its routes, one module per part of the API
+  (``sellers``, ``sync``, ``collection``, ``activity``, ``export``), with what they share:
+  ``auth`` (tokens and permissions), ``deps``, ``models`` (request and response bodies),
+  ``problems`` (the one error shape), ``faults`` (misbehaviour on purpose);
+- ``storage/``    where the data lives: ``core`` (the interface, SQLite, opening either),
+  ``postgres``, ``records`` (timestamps, name rules, row -> JSON), ``sellers`` (writes),
+  ``feed`` (the sync feeds), ``idempotency`` (the key ledger), ``catalog`` (categories);
+- ``simulator/``  ``engine`` (runs that advance over time) and ``demo`` (demo data, tokens);
+- ``embedded``    the server in a background thread (``sb.demo()``, test fixtures);
+- ``main``        ``sellerbench serve``.
 """

@@ -24,11 +24,12 @@ from typing import Any
 import uvicorn
 
 from ..settings import data_dir
-from . import activity, demo
-from .app import create_app
-from .auth import ensure_demo_tokens
-from .faults import Faults, wrap
-from .storage import Storage, connect
+from .http import activity
+from .http.app import create_app
+from .http.auth import ensure_demo_tokens
+from .http.faults import Faults, wrap
+from .simulator import demo
+from .storage.core import Storage, connect
 
 __all__ = ["EmbeddedServer", "data_root", "start"]
 

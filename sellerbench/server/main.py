@@ -23,11 +23,12 @@ from pathlib import Path
 
 import uvicorn
 
-from . import activity, demo
-from .app import create_app
-from .auth import ensure_demo_tokens
-from .faults import Faults, wrap
-from .storage import Storage, connect, is_postgres
+from .http import activity
+from .http.app import create_app
+from .http.auth import ensure_demo_tokens
+from .http.faults import Faults, wrap
+from .simulator import demo
+from .storage.core import Storage, connect, is_postgres
 
 __all__ = ["add_serve_arguments", "serve"]
 

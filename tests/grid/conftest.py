@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sellerbench.store import Store
+from sellerbench.cache.store import Store
 from sellerbench.workbench import Workbench
 
 RUNS = {"run-a": "Alpha", "run-b": "Beta"}

@@ -200,8 +200,8 @@ def test_profile_clicks_cross_filter_and_clear(grid: SellersGrid, offline_wb: Wo
 
 def test_profiles_of_a_snapshot_directly(tmp_path: Path) -> None:
     """The profile of a column with many distinct names is its distinct count alone."""
+    from sellerbench.cache.store import Store
     from sellerbench.grid.viewport import Viewport
-    from sellerbench.store import Store
 
     store = Store(tmp_path / "c.duckdb")
     fill_sellers(store, 3000)

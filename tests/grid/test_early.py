@@ -21,9 +21,9 @@ import duckdb
 import pytest
 
 import sellerbench.grid.viewport as viewport_module
+from sellerbench.cache.store import Store
 from sellerbench.errors import CacheError
 from sellerbench.grid.viewport import Viewport
-from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
 from .conftest import fill_sellers

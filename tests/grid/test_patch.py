@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from sellerbench.cache.store import Store
 from sellerbench.grid.viewport import Viewport
 from sellerbench.grid.widget import SellersGrid
-from sellerbench.store import Store
 from sellerbench.workbench import Workbench, connect
 
 from .conftest import fill_sellers

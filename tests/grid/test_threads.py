@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
+from sellerbench.cache.store import Store
 from sellerbench.errors import SellerbenchError
 from sellerbench.grid.widget import SellersGrid
-from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
 from .conftest import fill_sellers
@@ -160,7 +160,7 @@ def test_each_entry_point_runs_safely_while_a_cell_runs(tmp_path) -> None:
 EXIT_WHILE_A_PROFILE_RUNS = """
 import sys, threading
 from sellerbench.grid import profiles
-from sellerbench.store import Store
+from sellerbench.cache.store import Store
 from sellerbench.workbench import Workbench
 started = threading.Event()
 original = profiles._profile

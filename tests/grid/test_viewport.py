@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sellerbench.cache.store import Store
 from sellerbench.errors import ConfigError
 from sellerbench.grid.viewport import Viewport, merge_ranges, runs_of
-from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
 from .conftest import fill_sellers
@@ -234,11 +234,11 @@ def test_uuid_ids_are_held_packed_and_read_back_as_text(tmp_path: Path) -> None:
 def test_a_read_that_outgrows_the_lean_cap_runs_without_it(tmp_path, monkeypatch) -> None:
     """The grid's reads, an action's check and a patch run lean first (Store.lean);
     one that needs more memory than the cap is read again without it, never failed."""
-    import sellerbench.store
+    import sellerbench.cache.store
 
     store = Store(tmp_path / "cache.duckdb")
     fill_sellers(store, 20_000)
-    monkeypatch.setattr(sellerbench.store, "LEAN_MEMORY", "1MB")  # nothing fits under it
+    monkeypatch.setattr(sellerbench.cache.store, "LEAN_MEMORY", "1MB")  # nothing fits under it
     tried: list[bool] = []
     lean_first = store.lean_first
 

@@ -348,8 +348,8 @@ def test_ago() -> None:
 
 def test_select_all_of_a_huge_view_stays_all_across_a_refresh(tmp_path, monkeypatch) -> None:
     # A select-all above PIN_LIMIT rows is pinned as "all", never copied id by id.
+    from sellerbench.cache.store import Store
     from sellerbench.grid import widget as grid_module
-    from sellerbench.store import Store
 
     monkeypatch.setattr(grid_module, "PIN_LIMIT", 200)
     store = Store(tmp_path / "c.duckdb")

@@ -31,7 +31,7 @@ def unpack(fixture: Path, target: Path) -> Path:
 
 
 def make_cache_v1(target: Path) -> None:
-    from sellerbench import store
+    from sellerbench.cache import store
     from sellerbench.server.embedded import start
     from sellerbench.workbench import connect
 

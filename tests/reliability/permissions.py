@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from sellerbench.server.auth import ADMIN, READ, WRITE, _hash
 from sellerbench.server.embedded import EmbeddedServer
-from sellerbench.server.records import now_ts
+from sellerbench.server.http.auth import ADMIN, READ, WRITE, _hash
+from sellerbench.server.storage.records import now_ts
 
 PERMISSIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/health"): None,

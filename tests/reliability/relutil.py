@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from sellerbench.client import ApiClient
+from sellerbench.api.client import ApiClient
+from sellerbench.cache.store import SCHEMA_VERSION, Store
 from sellerbench.errors import ServerError, TransportError
-from sellerbench.store import SCHEMA_VERSION, Store
 from sellerbench.workbench import Workbench, connect
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,11 +17,11 @@ from typing import Any
 import duckdb
 import pytest
 
+from sellerbench.cache.store import SCHEMA_VERSION, Store
 from sellerbench.errors import CacheCorruptError, CacheVersionError
-from sellerbench.store import SCHEMA_VERSION, Store
 from sellerbench.workbench import connect
 
-from ..sync.syncutil import assert_cache_equals_server
+from ..cache.syncutil import assert_cache_equals_server
 from .cachefixture import CACHE_V1, unpack
 
 BLOCK = 262_144  # DuckDB's block size; blocks start after three 4 KiB headers

@@ -1,6 +1,6 @@
 """A page and its checkpoint commit together, every time, not only when a kill lands well.
 
-The kill tests (tests/sync/test_faults.py, test_crash.py) stop a sync at random moments,
+The kill tests (tests/cache/test_faults.py, test_crash.py) stop a sync at random moments,
 so a gap between a page's commit and its checkpoint's is caught only when a kill falls
 inside it. Here the third page's write fails at a chosen point, in process, on every
 run: right after its rows are written, or right after its checkpoint is. Either way
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from sellerbench import sync as sync_module
+from sellerbench.cache import sync as sync_module
 from sellerbench.workbench import connect
 
-from ..sync.syncutil import assert_cache_equals_server, cache_sellers
+from ..cache.syncutil import assert_cache_equals_server, cache_sellers
 from .relutil import check_cache
 
 

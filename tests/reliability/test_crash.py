@@ -1,6 +1,6 @@
 """kill -9 at random moments, where the other kill tests do not reach.
 
-tests/sync kills a first sync right after a page arrived, and tests/mutations kills
+tests/cache kills a first sync right after a page arrived, and tests/changes kills
 pushes. These kill at random times (inside DuckDB's writes, commits and CHECKPOINTs):
 
 - during a first bulk load, again and again, each run resuming the last;
@@ -22,18 +22,18 @@ from typing import Any
 
 import pytest
 
-from sellerbench.client import ApiClient
-from sellerbench.store import Store
+from sellerbench.api.client import ApiClient
+from sellerbench.cache.store import Store
 from sellerbench.workbench import connect
 
-from ..mutations.mutation_model import Model, State, assert_recovers, random_action, seed_sellers
-from ..sync.syncutil import assert_cache_equals_server
+from ..cache.syncutil import assert_cache_equals_server
+from ..changes.mutation_model import Model, State, assert_recovers, random_action, seed_sellers
 from .relutil import check_cache, child, kill_after
 
 SYNC_CHILD = textwrap.dedent(
     """
     import sys
-    from sellerbench import sync
+    from sellerbench.cache import sync
     from sellerbench.workbench import connect
 
     sync.REV_PAGE = int(sys.argv[3])
@@ -153,7 +153,7 @@ def test_kill_during_a_sync_that_pushes_and_rebases(make_server: Any, tmp_path: 
 ACTION_CHILD = textwrap.dedent(
     """
     import sys
-    from sellerbench.store import Store
+    from sellerbench.cache.store import Store
     from sellerbench.workbench import Workbench
 
     wb = Workbench(Store(sys.argv[1]), None, auto_push=False)

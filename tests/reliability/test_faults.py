@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from sellerbench import sync as sync_module
-from sellerbench.client import ApiClient
-from sellerbench.push import Backoff
+from sellerbench.api.client import ApiClient
+from sellerbench.cache import sync as sync_module
+from sellerbench.changes.push import Backoff
 
-from ..mutations.mutation_model import Model, push_until_drained, random_action, server_live
+from ..cache.syncutil import assert_cache_equals_server
+from ..changes.mutation_model import Model, push_until_drained, random_action, server_live
 from ..netproxy import FaultProxy
-from ..sync.syncutil import assert_cache_equals_server
 from .relutil import check_cache, converge, workbench_via
 
 WIRE = {"reset": 0.06, "reset_after": 0.06, "truncate": 0.08, "stall": 0.01, "slow": 0.08}

@@ -1,4 +1,4 @@
-"""Hypothesis against the client's page parsing (sellerbench/pages.py) and what sync does
+"""Hypothesis against the client's page parsing (sellerbench/api/pages.py) and what sync does
 with a page it refuses.
 
 Whatever bytes come back, parsing either returns a page that holds to the contract
@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sellerbench.client import ApiClient
+from sellerbench.api.client import ApiClient
+from sellerbench.api.pages import SCHEMAS, TablePage, parse_arrow_page, parse_json_page
+from sellerbench.cache.store import Store
 from sellerbench.errors import ProtocolError
-from sellerbench.pages import SCHEMAS, TablePage, parse_arrow_page, parse_json_page
-from sellerbench.store import Store
 from sellerbench.workbench import Workbench
 
 FAST = settings(

@@ -30,13 +30,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from sellerbench import sync as sync_module
-from sellerbench.client import ApiClient
-from sellerbench.mutations import normalize_name
+from sellerbench.api.client import ApiClient
+from sellerbench.cache import sync as sync_module
+from sellerbench.changes.mutations import normalize_name
 from sellerbench.server.embedded import start
 from sellerbench.workbench import connect
 
-from ..sync.syncutil import assert_cache_equals_server
+from ..cache.syncutil import assert_cache_equals_server
 
 FIELDS = ("name", "flagged", "live")
 SETS = {"flag": ("flagged",), "rename": ("name",), "delete": ("live",),
@@ -195,7 +195,7 @@ class Interleavings(RuleBasedStateMachine):
             return  # what it would come back as is not settled in the model
         name, flagged = next(iter(seen["name"])), next(iter(seen["flagged"]))
         if normalize_name(name) in self._visible_names():
-            return  # refused locally (name taken): tests/mutations covers that
+            return  # refused locally (name taken): tests/changes covers that
         self.wb.restore(target)
         self.pending.append(Op("restore", target, name=name, flagged=flagged))
 

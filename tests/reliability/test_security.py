@@ -39,8 +39,9 @@ import psutil
 import pytest
 
 import sellerbench as sb
-from sellerbench import cli, runs
-from sellerbench.client import ApiClient
+from sellerbench import cli
+from sellerbench.api.client import ApiClient
+from sellerbench.cache.frames import sql_frame
 from sellerbench.errors import (
     ApiValidationError,
     AuthError,
@@ -55,11 +56,11 @@ from sellerbench.errors import (
     ServerError,
     TransportError,
 )
-from sellerbench.frames import sql_frame
 from sellerbench.grid.viewport import Viewport
 from sellerbench.magic import bind_parameters
+from sellerbench.runs import control as runs
 from sellerbench.server.embedded import EmbeddedServer, start
-from sellerbench.server.problems import flat_routes
+from sellerbench.server.http.problems import flat_routes
 from sellerbench.settings import SETTINGS
 from sellerbench.workbench import Workbench, connect
 

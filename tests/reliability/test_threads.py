@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sellerbench.client import ApiClient
+from sellerbench.api.client import ApiClient
 from sellerbench.errors import SellerbenchError
 from sellerbench.workbench import Workbench, connect
 

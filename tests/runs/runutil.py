@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
+from sellerbench.runs.watch import Event, parse_sse
 from sellerbench.server.embedded import EmbeddedServer
-from sellerbench.server.records import now_ts
-from sellerbench.watch import Event, parse_sse
+from sellerbench.server.storage.records import now_ts
 
 TWO_DEPARTMENTS = ["cat-antiques-furniture", "cat-media-books", "cat-antiques-clocks"]
 

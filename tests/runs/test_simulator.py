@@ -212,7 +212,7 @@ def test_after_a_restart_a_running_run_goes_on(tmp_path):
 
 
 def run_of_file(folder, run_id):
-    from sellerbench.server.storage import SQLiteStorage
+    from sellerbench.server.storage.core import SQLiteStorage
 
     storage = SQLiteStorage(folder / "server.sqlite3")
     try:

@@ -9,9 +9,9 @@ import psutil
 import pytest
 
 import sellerbench as sb
-from sellerbench import runs
-from sellerbench.client import ApiClient
-from sellerbench.store import Store
+from sellerbench.api.client import ApiClient
+from sellerbench.cache.store import Store
+from sellerbench.runs import control as runs
 from sellerbench.workbench import Workbench
 
 from ..netproxy import FaultProxy

@@ -69,7 +69,7 @@ def test_empty_export(make_server, client):
 def test_streams_hold_one_chunk_at_a_time(big):
     """The generators behind the endpoints: every piece holds at most CHUNK rows, so the
     server's memory does not grow with the table."""
-    from sellerbench.server.api_export import CHUNK, csv_stream, json_stream
+    from sellerbench.server.http.export import CHUNK, csv_stream, json_stream
 
     for stream in (csv_stream(big.storage, None, True), json_stream(big.storage, None, True)):
         sizes = [len(piece) for piece in stream]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sellerbench.server.faults import Faults
+from sellerbench.server.http.faults import Faults
 
 from .srvutil import error_of
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from sellerbench.server import api_sync, feed
-from sellerbench.server.records import format_ts
+from sellerbench.server.http import sync as api_sync
+from sellerbench.server.storage import feed
+from sellerbench.server.storage.records import format_ts
 
 ARROW = "application/vnd.apache.arrow.stream"
 NAMES = [

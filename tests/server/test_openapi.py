@@ -9,9 +9,9 @@ import uuid
 import pytest
 from fastapi.routing import APIRoute
 
-from sellerbench.server.app import create_app
-from sellerbench.server.problems import flat_routes
-from sellerbench.server.storage import SQLiteStorage
+from sellerbench.server.http.app import create_app
+from sellerbench.server.http.problems import flat_routes
+from sellerbench.server.storage.core import SQLiteStorage
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 

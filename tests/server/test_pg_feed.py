@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from sellerbench.server.records import now_ts
+from sellerbench.server.storage.records import now_ts
 from sellerbench.workbench import connect
 
 pytestmark = pytest.mark.postgres

@@ -19,9 +19,9 @@ import orjson
 import psycopg
 import pytest
 
-from sellerbench.server import pgstorage
-from sellerbench.server.records import now_ts
-from sellerbench.server.storage import Busy
+from sellerbench.server.storage import postgres as pgstorage
+from sellerbench.server.storage.core import Busy
+from sellerbench.server.storage.records import now_ts
 
 pytestmark = pytest.mark.postgres
 
@@ -135,7 +135,7 @@ AWKWARD = ['Quote "Corner" Shop', "Back\\slash Books", "Müller & Söhne", "東�
 
 def test_postgresql_writes_the_json_form_byte_for_byte(srv):
     """The JSON items PostgreSQL writes are what orjson writes for the records."""
-    from sellerbench.server import feed
+    from sellerbench.server.storage import feed
 
     with _http(srv) as c:
         for name in AWKWARD:
@@ -163,8 +163,8 @@ def test_postgresql_writes_the_json_form_byte_for_byte(srv):
 
 
 def test_a_database_from_a_newer_server_is_refused(pg_cluster):
-    from sellerbench.server.pgstorage import PostgresStorage
-    from sellerbench.server.storage import SCHEMA_VERSION
+    from sellerbench.server.storage.core import SCHEMA_VERSION
+    from sellerbench.server.storage.postgres import PostgresStorage
 
     url = pg_cluster.database()
     PostgresStorage(url).close()  # creates the schema
@@ -178,7 +178,7 @@ def test_a_database_from_a_newer_server_is_refused(pg_cluster):
 def test_every_process_hears_each_event_through_notify(srv, db_url):
     """Another storage on the same database (as another server process) is told of
     each activity event the server commits."""
-    from sellerbench.server.pgstorage import PostgresStorage
+    from sellerbench.server.storage.postgres import PostgresStorage
 
     other = PostgresStorage(srv.storage.url)
     heard: list[int] = []

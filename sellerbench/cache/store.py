@@ -1,0 +1,701 @@
+"""The local cache: one DuckDB file holding what the server last said, plus our pending work.
+
+Connections are short-lived: every operation opens the file, does its work in a
+transaction, and closes it, so two kernels can share one cache (DuckDB lets one
+process write at a time). A busy file is retried for ``lock_timeout`` seconds, then
+``CacheLockedError`` names the process that holds it. Results leave the connection as
+Arrow tables, never as live relations, so no lock outlives the ``with`` block.
+
+**Threads (the concurrency model).** In a live JupyterLab one workbench is used from
+several threads at once: a cell on the main thread, widget messages on ipykernel 7's
+subshell thread, run watchers and syncs started in threads. Inside one process every
+connection to a file shares one DuckDB database, whose transactions are optimistic: two
+threads writing the same rows at once get ``TransactionException: Conflict on tuple
+deletion`` at commit. So:
+
+- every write goes through :meth:`Store.transaction` (or :meth:`Store.writing` on an
+  open connection), which holds the file's write lock (one ``RLock`` per resolved path,
+  shared by every ``Store`` of that file in the process) from ``BEGIN`` to ``COMMIT``;
+  write transactions of one file never overlap, so they never conflict. A write
+  transaction is local work only (a page, a queued action, recorded outcomes: tens of
+  milliseconds), never a network wait, so a change made in the grid while a sync pages
+  in the background waits at most for one page's write;
+- reads (:meth:`Store.connect` used without writing) take no lock: DuckDB gives each a
+  consistent snapshot beside the writer;
+- pushes are serialized per file by the ``Workbench`` (``push_gate``), and across
+  processes by the lease in ``meta`` (push.py);
+- a DuckDB error that escapes a connection becomes a ``CacheError`` saying what to do;
+  none reaches the analyst raw.
+
+Tables (readable from the plain duckdb CLI, read-only, when no kernel holds the file):
+
+- ``sellers``          server rows as last pulled, tombstones included (``deleted_at``)
+- ``collection_runs``  server runs as last pulled
+- ``sync_state``       one checkpoint per feed (``sellers``, ``collection_runs``)
+- ``mutations``        the analyst's queued and past changes (see ``mutations.py``)
+- ``meta``             schema version, server url and features seen
+- view ``visible_sellers``: server rows with pending mutations applied (what the analyst sees)
+- view ``pending_changes``: the queue in plain terms (what ``wb.pending()`` lists)
+
+A damaged file (cut short, a block overwritten) raises ``CacheCorruptError`` wherever
+the damage is met; ``Store(path).rebuild()`` moves it aside, starts a fresh cache that
+keeps the queued changes it can still read, and the next sync refills the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import CacheCorruptError, CacheError, CacheLockedError, CacheVersionError
+from ..settings import default_cache
+
+__all__ = ["SCHEMA_VERSION", "FileLocks", "Rebuilt", "Store"]
+
+
+# Each entry moves the schema from version i to i+1. Never edit a landed entry: append
+# (a cache written at version 1 is kept in data/fixtures/ and must upgrade to the schema
+# of a new cache; tests/reliability/test_cache_files.py checks it, views included).
+MIGRATIONS: list[str] = [
+    # 0 -> 1
+    """
+    CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+
+    CREATE TABLE sellers (
+        id                VARCHAR NOT NULL,
+        display_name      VARCHAR NOT NULL,
+        normalized_name   VARCHAR NOT NULL,
+        platform          VARCHAR NOT NULL,
+        platform_id       VARCHAR,
+        times_seen        INTEGER NOT NULL,
+        flagged           BOOLEAN NOT NULL,
+        first_seen_run_id VARCHAR,
+        last_seen_run_id  VARCHAR,
+        created_at        TIMESTAMPTZ NOT NULL,
+        updated_at        TIMESTAMPTZ NOT NULL,
+        deleted_at        TIMESTAMPTZ,
+        rev               BIGINT
+    );
+
+    CREATE TABLE collection_runs (
+        id                    VARCHAR NOT NULL,
+        name                  VARCHAR NOT NULL,
+        status                VARCHAR NOT NULL,
+        category_ids          VARCHAR[],
+        started_at            TIMESTAMPTZ,
+        completed_at          TIMESTAMPTZ,
+        paused_at             TIMESTAMPTZ,
+        created_at            TIMESTAMPTZ NOT NULL,
+        updated_at            TIMESTAMPTZ NOT NULL,
+        deleted_at            TIMESTAMPTZ,
+        departments_total     INTEGER,
+        departments_completed INTEGER,
+        categories_total      INTEGER,
+        categories_completed  INTEGER,
+        products_total        INTEGER,
+        products_searched     INTEGER,
+        sellers_found         INTEGER,
+        sellers_new           INTEGER,
+        failed_items          INTEGER,
+        duration_seconds      DOUBLE,
+        rev                   BIGINT
+    );
+
+    -- One checkpoint per feed, written in the same transaction as each page (sync.py).
+    CREATE TABLE sync_state (
+        feed           VARCHAR PRIMARY KEY,  -- 'sellers' | 'collection_runs'
+        mode           VARCHAR NOT NULL,     -- 'rev' | 'base'
+        server         VARCHAR,              -- the API url these rows came from
+        since_rev      BIGINT,               -- rev mode: highest rev applied
+        bulk_until_rev BIGINT,               -- rev mode, pass began empty: revs up to it are new
+        cursor         VARCHAR,              -- base mode, a pass under way: next page's cursor
+        pass_since     TIMESTAMPTZ,          -- base mode, a pass under way: its updated_since
+        pass_high      TIMESTAMPTZ,          -- base mode, a pass under way: newest updated_at
+        bulk_pass      BOOLEAN,              -- base mode: the pass under way began empty
+        high_water     TIMESTAMPTZ,          -- base mode: newest updated_at of a whole pass
+        pass_started   TIMESTAMPTZ,
+        last_synced    TIMESTAMPTZ
+    );
+
+    -- The analyst's changes (mutations.py). A row is the queue entry AND the overlay:
+    -- while state = 'pending' its effect shows in visible_sellers; it leaves the queue
+    -- (done) only after the server confirmed it, (failed) after a permanent refusal, or
+    -- (undone) when undo took it back before it was ever sent.
+    CREATE SEQUENCE mutation_seq START 1;
+    CREATE TABLE mutations (
+        seq             BIGINT PRIMARY KEY DEFAULT nextval('mutation_seq'),
+        id              VARCHAR NOT NULL UNIQUE,  -- uuid4; the Idempotency-Key derives from it
+        action_id       VARCHAR NOT NULL,         -- one analyst action (the undo unit)
+        origin          VARCHAR NOT NULL,         -- analyst | undo
+        kind            VARCHAR NOT NULL,         -- flag | rename | delete | restore | create
+        seller_id       VARCHAR NOT NULL,         -- target: server id, or 'local:<uuid>'
+        old_id          VARCHAR,                  -- id the analyst knew, when the server's differs
+        flagged         BOOLEAN,                  -- flag: the value set; restore: the value back
+        name            VARCHAR,                  -- rename / create / restore: the name it takes
+        normalized      VARCHAR,                  -- that name normalized (unique among live)
+        frees           VARCHAR,                  -- normalized name it gives up (rename, delete)
+        prior           JSON,                     -- what the seller showed before, for undo
+        state           VARCHAR NOT NULL,         -- pending | done | failed | undone
+        step            INTEGER NOT NULL DEFAULT 0,  -- multi-request mutations (base contract)
+        batch           VARCHAR,                  -- Idempotency-Key of the call carrying it
+        solo            BOOLEAN NOT NULL DEFAULT false,  -- a bulk call refused it: go alone
+        sent_at         TIMESTAMPTZ,              -- sent, outcome not known yet
+        anchor          TIMESTAMPTZ,              -- a server time before that send
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ,
+        error           VARCHAR,
+        created_at      TIMESTAMPTZ NOT NULL,
+        finished_at     TIMESTAMPTZ,
+        undone_by       VARCHAR                   -- action_id of the undo that reverted it
+    );
+
+    -- The net effect of the pending mutations, one row per seller (a small set).
+    CREATE VIEW pending_effects AS
+    SELECT seller_id,
+           arg_max(flagged, seq) FILTER (WHERE flagged IS NOT NULL) AS flagged,
+           arg_max(name, seq) FILTER (WHERE name IS NOT NULL) AS name,
+           arg_max(normalized, seq) FILTER (WHERE name IS NOT NULL) AS normalized,
+           arg_max(kind, seq) FILTER (WHERE kind IN ('delete', 'restore', 'create')) AS life,
+           arg_max(created_at, seq)
+               FILTER (WHERE kind IN ('delete', 'restore', 'create')) AS life_at,
+           min(created_at) FILTER (WHERE kind = 'create') AS created_at,
+           max(created_at) AS changed_at
+    FROM mutations
+    WHERE state = 'pending'
+    GROUP BY seller_id;
+
+    -- Server rows with the pending effects on top, tombstones included, plus the
+    -- sellers created here that the server has not confirmed yet. Three branches, so
+    -- the million rows without pending changes pass through untouched (no per-row
+    -- coalesce; filters and top-N sorts reach the table's own columns).
+    CREATE VIEW visible_sellers_all AS
+    SELECT s.id, s.display_name, s.normalized_name, s.platform, s.platform_id,
+           s.times_seen, s.flagged, s.first_seen_run_id, s.last_seen_run_id,
+           s.created_at, s.updated_at, s.deleted_at
+    FROM sellers s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM mutations m WHERE m.state = 'pending' AND m.seller_id = s.id)
+    UNION ALL
+    SELECT s.id,
+           coalesce(e.name, s.display_name),
+           coalesce(e.normalized, s.normalized_name),
+           s.platform, s.platform_id, s.times_seen,
+           coalesce(e.flagged, s.flagged),
+           s.first_seen_run_id, s.last_seen_run_id, s.created_at,
+           greatest(s.updated_at, e.changed_at),
+           CASE e.life
+               WHEN 'delete' THEN coalesce(s.deleted_at, e.life_at)
+               WHEN 'restore' THEN NULL
+               ELSE s.deleted_at
+           END
+    FROM sellers s JOIN pending_effects e ON e.seller_id = s.id
+    UNION ALL
+    SELECT e.seller_id, e.name, e.normalized, 'ebay', NULL::VARCHAR, 0,
+           coalesce(e.flagged, false), NULL::VARCHAR, NULL::VARCHAR, e.created_at,
+           e.changed_at, CASE WHEN e.life = 'delete' THEN e.life_at END
+    FROM pending_effects e
+    WHERE e.created_at IS NOT NULL AND e.seller_id LIKE 'local:%';
+
+    -- What the analyst sees: live sellers, pending changes applied.
+    CREATE VIEW visible_sellers AS
+    SELECT * FROM visible_sellers_all WHERE deleted_at IS NULL;
+    """,
+    # 1 -> 2: the queue as the analyst thinks of it, for %sql and the duckdb CLI.
+    """
+    CREATE VIEW pending_changes AS
+    SELECT seq, action_id, kind, seller_id, flagged, name, state, attempts,
+           sent_at IS NOT NULL AND state = 'pending' AS in_flight, error, created_at
+    FROM mutations
+    WHERE state IN ('pending', 'failed');
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+# What DuckDB says when it meets a damaged file (checked on open and on every read).
+_DAMAGE = ("corrupt database file", "could not read enough bytes",
+           "not a valid duckdb database", "checksum")
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a DuckDB error says the file is damaged (not the query wrong)."""
+    text = str(exc).lower()
+    return any(mark in text for mark in _DAMAGE)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What ``Store.rebuild()`` did: the fresh cache, where the damaged file went, and
+    how many queue rows it kept (``lost`` says why none could be read)."""
+
+    path: Path
+    damaged: Path
+    kept: int
+    lost: str | None = None
+
+    def __str__(self) -> str:
+        kept = (f"kept {self.kept} queued change row(s)" if self.lost is None
+                else f"the queued changes {self.lost}: they are lost")
+        return (f"rebuilt {self.path}: {kept}; the damaged file is {self.damaged}. "
+                f"Sync now to pull the server's rows again and push what was kept")
+
+
+T = TypeVar("T")
+
+# DuckDB's buffer memory during a lean read (Store.lean): measured on 5,000,000 sellers,
+# the grid's read keeps ~70 MB of blocks instead of ~150 MB and takes as long.
+LEAN_MEMORY = "96MB"
+# checkpoint_threshold: an upsert otherwise forces a checkpoint per commit (DEVELOPERS.md).
+# No extension is installed or loaded behind the analyst's back: a query naming a
+# function of a known extension (CALL dbgen, read from https://...) would otherwise
+# download and load code into the kernel. json, parquet and icu are built in.
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "checkpoint_threshold": "1GB",
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+class LeanCap:
+    """DuckDB's memory limit of one open cache file, lowered to ``LEAN_MEMORY`` while
+    lean reads run (``Store.lean``) and lifted while a write runs.
+
+    The limit is the file's, for every connection of this process, and what a write
+    holds until its commit (a transaction's rows, an index) cannot be evicted: under
+    the cap a large write would fail. So the cap is on exactly while some lean read runs
+    and no write is open, or the open write is itself reading lean (an action checking
+    its sellers before it queues them). Every change happens under ``guard``.
+    """
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.reads = 0  # lean reads under way, every thread
+        self.writer: int | None = None  # the thread with a write open
+        self.writer_reads = 0  # lean reads that thread opened inside its write
+        self.saved = ""  # the limit the cap replaced ("": DuckDB's default)
+        self.capped = False
+
+    def settle(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Put the limit where the state says (call with ``guard`` held)."""
+        want = self.reads > 0 and (self.writer is None or self.writer_reads > 0)
+        if want == self.capped:
+            return
+        setting = con.cursor()  # its own transaction: usable whatever con's state
+        try:
+            if want:
+                self.saved = _given_limit(setting)  # uncapped now: the analyst's limit
+                try:
+                    setting.execute(f"SET memory_limit = '{LEAN_MEMORY}'")
+                except duckdb.Error:  # cannot evict enough now: go on without the cap
+                    return
+            else:
+                setting.execute(f"SET memory_limit = '{self.saved}'" if self.saved
+                                else "RESET memory_limit")
+            self.capped = want
+        finally:
+            setting.close()
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether DuckDB running out of memory is behind ``exc`` (a CacheError raised from
+    it, perhaps through a later statement of the aborted transaction)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain; never a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, duckdb.OutOfMemoryException):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _given_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """The memory limit in force, "" when it is DuckDB's default. The limit is shown
+    rounded ("18.8 GiB"): set back from that text it would not be the same, so the
+    default comes back by RESET."""
+    limit = "SELECT current_setting('memory_limit')"
+    given = con.execute(limit).fetchone()
+    con.execute("RESET memory_limit")
+    default = con.execute(limit).fetchone()
+    if given is None or given == default:
+        return ""
+    con.execute(f"SET memory_limit = '{given[0]}'")
+    return str(given[0])
+
+
+@dataclass
+class FileLocks:
+    """The in-process locks of one cache file, shared by every Store of that path.
+
+    ``write``: held from BEGIN to COMMIT of each write transaction (reentrant, so a
+    writer may call helpers that write). ``push``: held by the one push under way (the
+    Workbench takes it); ``push_again`` asks that push for one more round, for changes
+    queued while it ran. ``sync``: one sync at a time.
+    """
+
+    write: threading.RLock
+    push: threading.Lock
+    sync: threading.Lock
+    push_again: threading.Event
+    lean: LeanCap = field(default_factory=LeanCap)
+
+
+_LOCKS: dict[str, FileLocks] = {}
+_LOCKS_GUARD = threading.Lock()
+# Opening and closing DuckDB connections, one at a time in this process: a connection
+# opened while another thread opens or closes one on the same database sometimes could
+# not see DuckDB's Python table function (``Catalog Error: Table Function with name
+# python_arrow_scan does not exist``; duckdb 2.0.1, seen in ~1 of 3 runs of two threads
+# opening connections beside a third writing, never with this lock). Both take ~1 ms.
+_OPEN_GUARD = threading.Lock()
+
+
+def file_locks(path: Path) -> FileLocks:
+    """The locks of the file at ``path`` (one set per resolved path in this process)."""
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        locks = _LOCKS.get(key)
+        if locks is None:
+            locks = _LOCKS[key] = FileLocks(
+                threading.RLock(), threading.Lock(), threading.Lock(), threading.Event()
+            )
+        return locks
+
+
+class Store:
+    """The cache file. Cheap to create; opens the file only inside ``connect()``."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = 10.0,
+        read_only: bool = False,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_cache()
+        self.lock_timeout = lock_timeout
+        self.read_only = read_only
+        self._migrated = False
+        self.locks = file_locks(self.path)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file (waiting up to ``lock_timeout`` for another process), yield, close.
+
+        For reading, and for holding across a sync's pages; every write on it goes
+        inside :meth:`writing`. A DuckDB error escaping the block becomes a CacheError.
+        """
+        con = self._open()
+        try:
+            if not self._migrated:
+                with self.locked():
+                    self._migrate(con)
+            yield con
+        except duckdb.Error as exc:
+            raise self.error(exc) from exc
+        finally:
+            with _OPEN_GUARD:
+                con.close()
+
+    @contextlib.contextmanager
+    def writing(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN ... COMMIT on ``con`` holding the file's write lock; any exception rolls
+        everything back. Write transactions of one file never overlap in this process."""
+        if self.read_only:
+            raise CacheError(
+                f"the cache {self.path} is open read-only; reopen it read-write to change it"
+            )
+        with self.locked():
+            state = self.locks.lean
+            with state.guard:  # never under a lean read's cap (LeanCap)
+                outer = state.writer, state.writer_reads
+                state.writer, state.writer_reads = threading.get_ident(), 0
+                state.settle(con)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                with state.guard:
+                    state.writer, state.writer_reads = outer
+                    state.settle(con)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN ... COMMIT under the write lock (see :meth:`writing`)."""
+        with self.connect() as con, self.writing(con):
+            yield con
+
+    @contextlib.contextmanager
+    def lean(self, con: duckdb.DuckDBPyConnection, *, cap: bool = True) -> Iterator[None]:
+        """Cap DuckDB's buffer memory at ``LEAN_MEMORY`` while a large read runs on
+        ``con`` (``cap=False``: do nothing): the blocks it has read are evicted rather
+        than kept until the file is closed. The grid's read of 5,000,000 sellers then
+        peaks ~100 MB lower at the same speed.
+
+        The limit is the open file's: reads of other threads meanwhile are held to it
+        too and spill to disk rather than grow; a write of any thread lifts it while it
+        runs (``LeanCap``). A lean read that needs more than the cap fails with an
+        out-of-memory error: run it through :meth:`lean_first`."""
+        if not cap:
+            yield
+            return
+        state = self.locks.lean
+        me = threading.get_ident()
+        with state.guard:
+            state.reads += 1
+            inside = state.writer == me  # an action reading lean inside its own write
+            state.writer_reads += inside
+            state.settle(con)
+        try:
+            yield
+        finally:
+            with state.guard:
+                state.reads -= 1
+                state.writer_reads -= inside  # its write is still open: writes nest in it
+                state.settle(con)
+
+    def lean_first(self, work: Callable[[bool], T], *, lean: bool = True) -> T:
+        """``work(True)`` (it reads lean: ``with store.lean(con, cap=True)``), and
+        ``work(False)`` when DuckDB ran out of memory under the cap: the cap saves
+        memory, it never fails a read that fits without it. ``lean=False``: the caller
+        knows the read outgrows the cap; ``work(False)`` at once."""
+        if not lean:
+            return work(False)
+        try:
+            return work(True)
+        except CacheError as exc:
+            if not _out_of_memory(exc):
+                raise
+        return work(False)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the file's write lock (for a write that cannot run in a transaction, such
+        as CHECKPOINT)."""
+        # Write transactions are short local work, so waiting long means a thread of this
+        # process is stuck inside one; say so rather than hang the cell.
+        if not self.locks.write.acquire(timeout=max(self.lock_timeout, 30.0)):
+            raise CacheLockedError(
+                f"the cache {self.path} stayed busy with another thread's write of this "
+                f"process; try again, or restart the kernel if it never ends",
+                path=str(self.path),
+                pid=os.getpid(),
+            )
+        try:
+            yield
+        finally:
+            self.locks.write.release()
+
+    def error(self, exc: duckdb.Error) -> CacheError:
+        """The CacheError an escaping DuckDB error means, with what to do about it."""
+        earlier = exc.__cause__ or exc.__context__
+        if "transaction is aborted" in str(exc) and isinstance(earlier, duckdb.Error):
+            # A statement after the one that failed (a cleanup): the first error says why.
+            return self.error(earlier)
+        if is_damage(exc):
+            # A damaged block is met only when read: say so, whatever was reading it.
+            return CacheCorruptError(self._corrupt_message(str(exc)))
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, duckdb.TransactionException):
+            return CacheError(
+                f"a write to the cache {self.path} collided with another one ({first}); "
+                f"nothing of it was kept: try again"
+            )
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return CacheError(
+                f"DuckDB ran out of memory on the cache {self.path} ({first}); nothing of it "
+                f"was kept: free memory (other kernels, large frames) and try again"
+            )
+        return CacheError(f"the cache {self.path} could not do this ({first})")
+
+    def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
+        """Run one statement and return its result as an Arrow table (connection closed)."""
+        with self.connect() as con:
+            return con.sql(sql, params=params).to_arrow_table()  # execute() copies once more
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise CacheError(f"no cache at {self.path}; run a sync first")
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                with _OPEN_GUARD:
+                    return duckdb.connect(str(self.path), read_only=self.read_only, config=_CONFIG)
+            except duckdb.IOException as exc:
+                text = str(exc)
+                if "lock" not in text.lower():
+                    raise CacheCorruptError(self._corrupt_message(text)) from exc
+                if time.monotonic() >= deadline:
+                    raise self._locked(text) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except (duckdb.SerializationException, duckdb.InternalException) as exc:
+                raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
+            except duckdb.Error as exc:
+                if "not a valid DuckDB database" in str(exc) or "corrupt" in str(exc).lower():
+                    raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
+                raise CacheError(f"cannot open the cache {self.path}: {exc}") from exc
+
+    def _locked(self, text: str) -> CacheLockedError:
+        match = _LOCK_PID.search(text)
+        pid = int(match.group(1)) if match else None
+        who = f"process {pid}" if pid else "another process"
+        return CacheLockedError(
+            f"the cache {self.path} is held by {who} and stayed busy for "
+            f"{self.lock_timeout:g} s; finish the work there or shut that kernel down, "
+            f"or point SELLERBENCH_CACHE at another file",
+            path=str(self.path),
+            pid=pid,
+        )
+
+    def _corrupt_message(self, text: str) -> str:
+        return (
+            f"the cache {self.path} cannot be read ({text.splitlines()[0]}); rebuild it "
+            f"with sellerbench.cache.store.Store({str(self.path)!r}).rebuild(), which moves it "
+            f"aside and keeps the queued changes it can still read, then sync again to "
+            f"refill it from the server"
+        )
+
+    # -- schema ------------------------------------------------------------------
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        version = self._version(con)
+        if version > SCHEMA_VERSION:
+            raise CacheVersionError(
+                f"the cache {self.path} has schema version {version}, newer than this "
+                f"sellerbench understands ({SCHEMA_VERSION}); upgrade sellerbench or use "
+                f"another cache file"
+            )
+        if version < SCHEMA_VERSION:
+            if self.read_only:
+                raise CacheVersionError(
+                    f"the cache {self.path} has schema version {version}; open it once "
+                    f"read-write to upgrade it to {SCHEMA_VERSION}"
+                )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for step in MIGRATIONS[version:]:
+                    con.execute(step)
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)],
+                )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        self._migrated = True
+
+    @staticmethod
+    def _version(con: duckdb.DuckDBPyConnection) -> int:
+        has_meta = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'meta' "
+            "AND database_name = current_database()"
+        ).fetchall()[0][0]
+        if not has_meta:
+            tables = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()[0][0]
+            if tables:
+                raise CacheCorruptError(
+                    "this DuckDB file is not a sellerbench cache (no meta table); "
+                    "point SELLERBENCH_CACHE at another file"
+                )
+            return 0
+        rows = con.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchall()
+        row = rows[0] if rows else None
+        return int(row[0]) if row else 0
+
+    # -- rebuilding a damaged file -----------------------------------------------------
+
+    def rebuild(self) -> Rebuilt:
+        """Move a damaged cache aside and start a fresh one holding the queue it can read.
+
+        The fresh cache has no server rows and no checkpoints: the next sync pushes the
+        kept changes and pulls everything again. The damaged file stays beside it as
+        ``<name>.damaged-<time>`` (nothing is deleted). A file another process holds
+        raises CacheLockedError and is left alone.
+        """
+        if self.read_only:
+            raise CacheError(f"the cache {self.path} is open read-only; rebuild needs write")
+        queue, lost = self._salvage_queue()
+        damaged = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", ".wal"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                os.replace(source, Path(str(damaged) + suffix))
+        self._migrated = False
+        kept = 0
+        with self.transaction() as con:
+            if queue is not None and queue.num_rows:
+                kept = self._restore_queue(con, queue)
+        return Rebuilt(self.path, damaged, kept, lost)
+
+    def _salvage_queue(self) -> tuple[pa.Table | None, str | None]:
+        """The damaged file's mutations table, or None and why it could not be read."""
+        if not self.path.exists():
+            return None, "could not be read (there is no file)"
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            if "lock" in str(exc).lower():
+                raise self._locked(str(exc)) from exc
+            return None, f"could not be read ({str(exc).splitlines()[0]})"
+        try:
+            return con.sql("SELECT * FROM mutations").to_arrow_table(), None
+        except duckdb.Error as exc:
+            return None, f"could not be read ({str(exc).splitlines()[0]})"
+        finally:
+            con.close()
+
+    @staticmethod
+    def _restore_queue(con: duckdb.DuckDBPyConnection, queue: pa.Table) -> int:
+        """Insert the kept rows as they were (same seq, so the same order) and move the
+        sequence past them, so new changes still come after."""
+        columns = {r[0] for r in con.execute("DESCRIBE mutations").fetchall()}
+        shared = [c for c in queue.column_names if c in columns]
+        con.register("sb_kept", queue.select(shared))
+        try:
+            con.execute("INSERT INTO mutations BY NAME SELECT * FROM sb_kept")
+        finally:
+            con.unregister("sb_kept")
+        top = con.execute("SELECT coalesce(max(seq), 0) FROM mutations").fetchall()[0][0]
+        con.execute("SELECT count(nextval('mutation_seq')) FROM range(?)", [top])
+        return queue.num_rows
+
+    # -- small helpers used across modules -------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.connect() as con:
+            rows = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+            row = rows[0] if rows else None
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])

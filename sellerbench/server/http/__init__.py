@@ -1,0 +1,1 @@
+"""The FastAPI app and its routes; see ``sellerbench.server``."""

@@ -1,0 +1,1 @@
+"""Runs that advance over time, and the demo data; see ``sellerbench.server``."""
