@@ -67,8 +67,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_carries_what_runs_and_nothing_else(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    assert "sellerbench/report.ipynb" in names and "sellerbench/py.typed" in names
+    assert "sellerbench/reports/report.ipynb" in names and "sellerbench/py.typed" in names
     assert not [n for n in names if n.startswith(("notebooks/", "tests/", "data/"))]
+    assert not [n for n in names if "pgcluster" in n]  # test support stays in tests/
     metadata = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode().split("\n\n", 1)[0]  # no README
     assert "Requires-Python: >=3.11\n" in text
@@ -131,7 +132,7 @@ def venv(request: pytest.FixtureRequest, wheel: Path,
 @pytest.mark.timeout(1800)
 def test_serve_sync_status_export_report_from_the_wheel(venv: Venv) -> None:
     site = venv.site_packages()
-    assert (site / "sellerbench" / "report.ipynb").is_file()
+    assert (site / "sellerbench" / "reports" / "report.ipynb").is_file()
     before = _files(site)
     serve = subprocess.Popen(
         [str(venv.bin / "sellerbench"), "serve", "--demo", "300", "--port", "0"],
