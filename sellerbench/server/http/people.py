@@ -3,7 +3,8 @@
 - ``users`` (``admin.automation``): ``GET /users`` (name, role, created, last seen,
   revoked; never a token), ``POST /users`` ``{"name", "role"}`` -> 201 with the token,
   shown this once, ``POST /users/{name}/revoke``, ``POST /users/{name}/rotate`` (-> the
-  new token). The same rules as ``sellerbench users`` (:mod:`..storage.people`).
+  new token). An admin cannot revoke or rotate their own user here (422). The same
+  rules as ``sellerbench users`` (:mod:`..storage.people`).
 - ``history`` (``seller_collection.read``): ``GET /sellers/{id}/history``: every change of
   the seller, oldest first, each with the user who made it (None: the run simulator).
 """
@@ -96,6 +97,14 @@ def _people(call: Any, *args: Any) -> Any:
         raise Problem(503, "UNAVAILABLE", f"the database is busy ({exc}); retry") from exc
 
 
+def _not_yourself(caller: str, name: str, verb: str) -> None:
+    """The API never takes away the token a request came with (the last admin would lock
+    everyone out of it); the CLI, on the server's database, can."""
+    if caller == name:
+        raise Problem(422, "VALIDATION", f"an admin cannot {verb} their own user through the "
+                      f"API; run `sellerbench users {verb} {name}` where the server runs")
+
+
 def _role_of(request: Request, name: str) -> str:
     for person in people.list_users(storage_of(request)):
         if person.name == name:
@@ -122,7 +131,8 @@ def add_user(request: Request, body: NewUserBody, _user: AdminUser) -> Response:
 @router.post("/users/{name}/revoke", response_model=Revoked, tags=["users"],
              responses=_ADMIN_ERRORS,
              summary="ext users: take every token of a user away (refused within a second)")
-def revoke_user(request: Request, name: str, _user: AdminUser) -> Response:
+def revoke_user(request: Request, name: str, user: AdminUser) -> Response:
+    _not_yourself(user.name, name, "revoke")
     changed = _people(people.revoke_user, storage_of(request), name)
     request.app.state.tokens.forget()
     return json_response({"name": name, "revoked": changed})
@@ -131,7 +141,8 @@ def revoke_user(request: Request, name: str, _user: AdminUser) -> Response:
 @router.post("/users/{name}/rotate", response_model=IssuedToken, tags=["users"],
              responses=_ADMIN_ERRORS,
              summary="ext users: replace a user's tokens with a new one, shown once")
-def rotate_user(request: Request, name: str, _user: AdminUser) -> Response:
+def rotate_user(request: Request, name: str, user: AdminUser) -> Response:
+    _not_yourself(user.name, name, "rotate")
     token = _people(people.rotate_user, storage_of(request), name)
     request.app.state.tokens.forget()
     return json_response({"name": name, "role": _role_of(request, name), "token": token})
