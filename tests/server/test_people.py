@@ -260,3 +260,69 @@ def test_users_api_is_not_served_base_only(make_server, client):
     admin = client(srv, "admin")
     assert admin.get("/users").status_code == 404
     assert admin.get(f"/sellers/{uuid.uuid4()}/history").status_code in (404, 405)
+
+
+V1_USERS = """CREATE TABLE IF NOT EXISTS users (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    permissions TEXT NOT NULL
+);"""
+
+
+def test_a_version_1_database_is_migrated(storage, db_url, tmp_path):
+    """A database written before people had roles keeps its users and tokens."""
+    from sellerbench.server.http.auth import TokenBook
+    from sellerbench.server.storage import core
+    from sellerbench.server.storage.people import hash_token, list_users
+
+    start, end = core.TABLES.index("CREATE TABLE IF NOT EXISTS users"), None
+    end = core.TABLES.index(");", start) + 2
+    old = core.TABLES[:start] + V1_USERS + core.TABLES[end:]
+    old = old[:old.index("CREATE TABLE IF NOT EXISTS changes")] + old[
+        old.index("CREATE TABLE IF NOT EXISTS idempotency_keys"):]
+    rows = [("user-analyst", "analyst", '["seller_collection.read", "seller_collection.write"]'),
+            ("user-boss", "boss", '["seller_collection.read", "seller_collection.write",'
+             ' "admin.automation"]'),
+            ("user-viewer", "viewer", '["seller_collection.read"]')]
+    stamp = "2026-01-02T03:04:05.000000Z"
+    url = db_url(storage)
+    if url is None:
+        import sqlite3
+
+        target: str = str(tmp_path / "v1.sqlite3")
+        conn = sqlite3.connect(target)
+        conn.executescript(old)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.executemany("INSERT INTO users VALUES (?, ?, ?)", rows)
+        conn.execute("INSERT INTO tokens VALUES (?, 'user-boss', ?)", (hash_token("t1"), stamp))
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        from sellerbench.server.storage.postgres import _statements, pg_tables
+
+        target = url
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in _statements(pg_tables(old)):
+                conn.execute(statement)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO users VALUES (%s, %s, %s)", rows)
+            conn.execute("INSERT INTO tokens VALUES (%s, 'user-boss', %s)",
+                         (hash_token("t1"), stamp))
+    migrated = core.connect(target)
+    try:
+        people = {p.name: p for p in list_users(migrated)}
+        assert {n: p.role for n, p in people.items()} == {
+            "analyst": "analyst", "boss": "admin", "viewer": "viewer"}
+        assert people["boss"].created_at == stamp and people["boss"].revoked_at is None
+        user = TokenBook(migrated).user_for("t1")
+        assert user is not None and user.name == "boss" and user.can("admin.automation")
+        with migrated.read() as conn:
+            version = conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert version == str(core.SCHEMA_VERSION)
+    finally:
+        migrated.close()
+    core.connect(target).close()  # a second open finds nothing left to migrate
