@@ -256,6 +256,29 @@ async def load(url: str, tokens: dict[str, str], analysts: int, seconds: float) 
             await analyst.http.aclose()
 
 
+def auth_cost(db: str, lookups: int = 2000) -> tuple[float, float]:
+    """Microseconds per token check: remembered (within REVALIDATE_SECONDS) and asked of
+    the database (what a check on every request would cost), on a server's database."""
+    from sellerbench.server.http.auth import TokenBook
+    from sellerbench.server.storage.core import connect
+    from sellerbench.server.storage.people import add_user
+
+    storage = connect(db)
+    try:
+        token = add_user(storage, f"auth-probe-{uuid.uuid4().hex[:8]}", "viewer")
+        remembered, asked = TokenBook(storage), TokenBook(storage, revalidate=0.0)
+        costs = []
+        for book in (remembered, asked):
+            book.user_for(token)
+            began = time.perf_counter()
+            for _ in range(lookups):
+                book.user_for(token)
+            costs.append((time.perf_counter() - began) / lookups * 1e6)
+        return costs[0], costs[1]
+    finally:
+        storage.close()
+
+
 def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
     workers = 1
     cluster = None
@@ -275,6 +298,7 @@ def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
         proc, url, tokens = start_server(db, folder / storage, args.n, workers, run_speed)
         try:
             result = asyncio.run(load(url, tokens, args.analysts, args.seconds))
+            result["auth_us"] = auth_cost(db)
         finally:
             stop_server(proc)
     finally:
@@ -321,6 +345,8 @@ def main() -> int:
                   f"{r['authored']} changes filed under their analyst for "
                   f"{r['acknowledged']} acknowledged (misfiled {r['misfiled']})",
                   flush=True)
+            print(f"  token check: {r['auth_us'][0]:.1f} us remembered, "
+                  f"{r['auth_us'][1]:.1f} us asking the database (a check per request)")
             for sample in r["samples"]:
                 print(f"  error: {sample}")
             failed |= bool(r["errors"] or r["lost"] or r["equal"] != args.analysts
