@@ -10,7 +10,7 @@ for at most :data:`REVALIDATE_SECONDS`, then asks again. A token revoked or rota
 the CLI, the admin API, or another server process) is therefore refused by every process
 within that time plus one request, without a query per request. It also notes when a
 user was last seen, in the database at most once per :data:`SEEN_EVERY_SECONDS` per user
-and process.
+and process. A role the server does not know (``ROLES``) grants nothing.
 """
 
 from __future__ import annotations
