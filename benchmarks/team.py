@@ -289,6 +289,8 @@ def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
         if args.pg_url:
             db = args.pg_url
         else:
+            if str(ROOT) not in sys.path:  # run as a script: the checkout's tests/
+                sys.path.insert(0, str(ROOT))
             from tests.pgcluster import start_cluster
 
             cluster = start_cluster(Path(tempfile.mkdtemp(prefix="sb-team-pg-")))
