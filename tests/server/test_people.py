@@ -326,3 +326,18 @@ def test_a_version_1_database_is_migrated(storage, db_url, tmp_path):
     finally:
         migrated.close()
     core.connect(target).close()  # a second open finds nothing left to migrate
+
+
+def test_a_revoked_demo_user_stays_revoked_across_a_restart(make_server, tmp_path):
+    first = make_server(n=5, data_dir=tmp_path / "demo")
+    db, old = db_of(first), dict(first.tokens)
+    users(db, "revoke", "viewer")
+    first.stop()
+    second = make_server(n=5, data_dir=tmp_path / "demo", db=None if first.storage.path
+                         else db)
+    assert set(second.tokens) == {"analyst", "admin"}  # no new token for the revoked one
+    assert second.tokens["analyst"] == old["analyst"]  # the others keep theirs
+    written = json.loads((tmp_path / "demo" / "tokens.json").read_text())
+    assert set(written) == {"analyst", "admin"}
+    with http(second, old["viewer"]) as c:
+        assert c.get("/sync/sellers").status_code == 401
