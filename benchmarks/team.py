@@ -289,8 +289,7 @@ def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
         if args.pg_url:
             db = args.pg_url
         else:
-            if str(ROOT) not in sys.path:  # run as a script: the checkout's tests/
-                sys.path.insert(0, str(ROOT))
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pgcluster
             from tests.pgcluster import start_cluster
 
             cluster = start_cluster(Path(tempfile.mkdtemp(prefix="sb-team-pg-")))
