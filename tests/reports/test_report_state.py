@@ -1,0 +1,157 @@
+"""What a report remembers and what changed since: exact counts over a real DuckDB cache."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from sellerbench.cache.filters import SellerFilter
+from sellerbench.cache.store import Store
+from sellerbench.errors import ConfigError, ExportError
+from sellerbench.reports import report_state as state
+from sellerbench.reports.report_page import Period, parse_since
+from sellerbench.reports.report_words import (
+    day_words,
+    duration_words,
+    file_size,
+    join_words,
+    plural,
+    share_words,
+)
+
+from .exportdata import fill
+
+NAMES = [f"Shop {i:02d}" for i in range(12)]  # s0000..s0011; even ones flagged
+
+
+def snapshot(store: Store, folder: Path, chosen: SellerFilter, made: str) -> state.Previous:
+    """A finished report in ``folder``: its state and a manifest (as run_report leaves)."""
+    folder.mkdir(parents=True)
+    with store.connect() as con:
+        state.write_state(con, chosen, folder / state.STATE)
+    state.write_partial(folder, {"made_at": made, "title": "t", "rows": {}})
+    state.write_manifest(folder, [])
+    found = state.read_manifest(folder)
+    assert found is not None
+    return found
+
+
+def change(store: Store) -> None:
+    """A flag, an unflag, a rename, a delete and two new sellers, as a sync leaves them."""
+    with store.connect() as con:
+        con.execute("UPDATE sellers SET flagged = true WHERE id = 's0001'")
+        con.execute("UPDATE sellers SET flagged = false WHERE id = 's0002'")
+        con.execute("UPDATE sellers SET display_name = 'Shop Renamed' WHERE id = 's0003'")
+        con.execute("UPDATE sellers SET deleted_at = now() WHERE id = 's0004'")
+    fill(store, ["Brand New A", "Brand New B"], start=100)  # s0100 flagged, s0101 not
+
+
+def test_changes_since_a_report_are_exact(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cache.duckdb")
+    fill(store, NAMES)
+    everyone = SellerFilter()
+    previous = snapshot(store, tmp_path / "r1", everyone, "2026-12-01T10:00:00+00:00")
+    change(store)
+    with store.connect() as con:
+        changes = state.changes_since_report(con, everyone, previous)
+    counts = {k: c.count for k, c in changes.kinds.items()}
+    assert counts == {"new": 2, "flagged": 1, "unflagged": 1, "renamed": 1, "deleted": 1}
+    assert changes.kinds["renamed"].examples == [("Shop Renamed", "Shop 03")]
+    assert changes.kinds["new"].examples == [("Brand New A", None), ("Brand New B", None)]
+    assert changes.kinds["deleted"].examples == [("Shop 04", None)]
+    assert changes.since == datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+def test_a_filtered_report_counts_a_newly_flagged_seller_as_flagged_not_new(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "cache.duckdb")
+    fill(store, NAMES)
+    flagged = SellerFilter(flagged=True)
+    previous = snapshot(store, tmp_path / "r1", flagged, "2026-12-01T10:00:00+00:00")
+    change(store)
+    with store.connect() as con:
+        changes = state.changes_since_report(con, flagged, previous)
+    counts = {k: c.count for k, c in changes.kinds.items()}
+    # s0001 flagged now (in scope now), s0002 unflagged (was in scope), s0003 renamed
+    # but unflagged (never in scope), s0004 deleted and flagged (was in scope), one new
+    # flagged seller.
+    assert counts == {"new": 1, "flagged": 1, "unflagged": 1, "renamed": 0, "deleted": 1}
+
+
+def test_changes_since_a_day_are_what_the_cache_can_tell(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cache.duckdb")
+    fill(store, NAMES)  # created in 2024
+    change(store)
+    with store.connect() as con:
+        con.execute("UPDATE sellers SET created_at = now() WHERE id LIKE 's01%'")
+        changes = state.changes_since_date(con, SellerFilter(), date(2025, 1, 1))
+    assert set(changes.kinds) == {"new", "deleted"}
+    assert (changes.count("new"), changes.count("deleted")) == (2, 1)
+    assert changes.count("renamed") is None
+
+
+def test_the_previous_report_is_the_newest_finished_one_beside(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cache.duckdb")
+    fill(store, NAMES)
+    reports = tmp_path / "reports"
+    snapshot(store, reports / "b", SellerFilter(), "2026-12-02T00:00:00+00:00")
+    snapshot(store, reports / "a", SellerFilter(), "2026-12-03T00:00:00+00:00")
+    (reports / "unfinished").mkdir()
+    (reports / "unfinished" / state.STATE).write_bytes(b"no manifest: not a report")
+    found = state.find_previous(reports / "new", None)
+    assert found is not None and found.folder == reports / "a"  # by when, not by name
+    named = state.find_previous(reports / "new", reports / "b" / "report.html")
+    assert named is not None and named.folder == reports / "b"
+    with pytest.raises(ExportError, match=r"neither a date .* nor a finished report"):
+        state.find_previous(reports / "new", reports / "unfinished")
+    assert state.find_previous(tmp_path / "lonely" / "new", None) is None
+
+
+def test_the_manifest_holds_checksums_and_is_written_last(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cache.duckdb")
+    fill(store, NAMES)
+    folder = tmp_path / "r"
+    snapshot(store, folder, SellerFilter(), "2026-12-01T10:00:00+00:00")
+    manifest = json.loads((folder / state.MANIFEST).read_text())
+    assert manifest["format"] == state.MANIFEST_FORMAT
+    facts = manifest["files"][state.STATE]
+    assert facts["bytes"] == (folder / state.STATE).stat().st_size
+    assert len(facts["sha256"]) == 64
+    assert not (folder / state.PARTIAL).exists()
+    with pytest.raises(ExportError, match="left no facts"):
+        state.write_manifest(folder, [])
+
+
+def test_words_a_reader_reads() -> None:
+    assert plural(1, "seller") == "1 seller" and plural(20000, "seller") == "20,000 sellers"
+    assert plural(3, "run", word=True) == "three runs"
+    assert join_words(["a", "", "b", "c"]) == "a, b and c"
+    assert file_size(512) == "512 B" and file_size(1536) == "1.5 KB"
+    assert file_size(5 * 1024 * 1024) == "5.0 MB"
+    assert share_words(0.0512) == "5.1%" and share_words(0.0004) == "under 0.1%"
+    assert share_words(0.0473, 2) == "4.73%" and share_words(0) == "0.0%"
+    assert day_words(date(2026, 12, 7)) == "7 December 2026"
+    assert day_words(datetime(2026, 12, 7, 23, tzinfo=UTC), short=True) == "7 Dec 2026"
+    assert day_words(None) == "" and duration_words(float("nan")) == ""
+    assert [duration_words(s) for s in (45, 76, 720, 3900, 200_000)] == \
+        ["45 s", "1 min 16 s", "12 min", "1 h 5 min", "2 days 7 h"]
+
+
+def test_period_and_since_are_checked() -> None:
+    today = date(2026, 12, 7)
+    assert Period.parse("30d", today) == Period(date(2026, 11, 8), None)
+    assert Period.parse("2026-11-01..2026-11-30") == Period(date(2026, 11, 1),
+                                                            date(2026, 11, 30))
+    assert Period.parse(None).words() == "all runs"
+    assert Period.parse("2026-11-01").words() == "since 1 November 2026"
+    for bad in ("last week", "2026-12-01..2026-11-01", "2026-13-01"):
+        with pytest.raises(ConfigError, match="period must be like 30d"):
+            Period.parse(bad)
+    assert parse_since("2026-11-01") == date(2026, 11, 1)
+    assert parse_since("reports/w48") == Path("reports/w48")
+    with pytest.raises(ConfigError, match="not a real day"):
+        parse_since("2026-02-30")
