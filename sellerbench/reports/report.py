@@ -78,7 +78,8 @@ figure { margin: .5rem 0; break-inside: avoid; }
 figure img { width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; width: 100%; font-size: .85rem; margin: .4rem 0; }
 th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid #e6e6e6;
-         vertical-align: top; overflow-wrap: anywhere; }
+         vertical-align: top; white-space: nowrap; }
+td.name, th.name { white-space: normal; overflow-wrap: anywhere; min-width: 7em; }
 th { background: #f3f3f3; font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr { break-inside: avoid; }
@@ -88,8 +89,10 @@ a { color: #1f5fa8; }
 @page { size: A4; margin: 2cm; }
 @media print { body { padding: 0; max-width: none; font-size: 11pt; }
                .summary { background: none; } }
-@media (max-width: 600px) { body { padding: .7rem; font-size: 14px; }
-                            table { font-size: .78rem; } }
+@media screen and (max-width: 600px) {
+  body { padding: .7rem; font-size: 14px; }
+  table { font-size: .78rem; display: block; overflow-x: auto; }  /* the table scrolls */
+}
 """
 
 

@@ -126,8 +126,8 @@ def runs_chart(runs: pd.DataFrame) -> Chart | None:
     from matplotlib.patches import Patch
 
     seen = list(dict.fromkeys(runs["status"]))
-    axes.legend(handles=[Patch(color=COLOURS.get(s, "#888888"), label=s) for s in seen],
-                frameon=False, fontsize=7.5, loc="lower right")
+    figure.legend(handles=[Patch(color=COLOURS.get(s, "#888888"), label=s) for s in seen],
+                  frameon=False, fontsize=7.5, loc="outside upper right", ncol=len(seen))
     alt = (f"Sellers found by each of {len(runs)} runs, from {found.min():,} to "
            f"{top:,}; outcomes: {', '.join(seen)}.")
     return Chart(_svg(figure), alt)
@@ -150,7 +150,9 @@ def share_chart(platforms: pd.DataFrame) -> Chart | None:
         axes.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2,
                   f" {share_words(share)} ({int(flagged):,} of {int(total):,})",
                   va="center", fontsize=7.5)
-    axes.set_xlim(0, top * 1.45 if top > 0 else 1)
+    right = top * 1.45 if top > 0 else 1
+    axes.set_xlim(0, right)
+    axes.set_xticks([t for t in axes.get_xticks() if 0 <= t <= min(right, 100)])
     axes.xaxis.set_major_formatter(lambda value, _pos: f"{value:g}%")
     axes.set_xlabel("share of sellers flagged", fontsize=8)
     axes.invert_yaxis()

@@ -306,7 +306,7 @@ class Page:
         ]
         classes = [f"run {r.status}" for r in shown.itertuples()]
         body += _table(["Started", "Run", "Outcome", "Took", "Found", "New", "Failed items"],
-                       rows, numeric={4, 5, 6}, row_classes=classes)
+                       rows, numeric={4, 5, 6}, names={1}, row_classes=classes)
         if len(runs) > len(shown):
             body += f"<p class='note'>{len(runs) - len(shown):,} older runs are in runs.csv.</p>"
         return body
@@ -325,7 +325,7 @@ class Page:
                  "<p class='note'>The most often seen first. The data holds no reason "
                  "for a flag.</p>")
         body += _table(["Seller", "Platform", "Times seen", "First seen", "Last seen in"],
-                       rows, numeric={2})
+                       rows, numeric={2}, names={0, 4})
         rest = self.flagged - len(frame)
         if rest > 0:
             body += (f"<p class='note'>{rest:,} more flagged sellers are in "
@@ -343,7 +343,7 @@ class Page:
         rows = [(r.platform, _count(r.sellers), _count(r.flagged), share_words(r.share))
                 for r in frame.itertuples()]
         return body + _table(["Platform", "Sellers", "Flagged", "Flagged share"], rows,
-                             numeric={1, 2, 3})
+                             numeric={1, 2, 3}, names={0})
 
     def files_html(self) -> str:
         items = "".join(
@@ -428,14 +428,17 @@ def _e(text: object) -> str:
 
 
 def _table(headers: list[str], rows: list[tuple[Any, ...]], *, numeric: set[int],
-           row_classes: list[str] | None = None) -> str:
-    head = "".join(f"<th{' class=num' if i in numeric else ''}>{_e(h)}</th>"
-                   for i, h in enumerate(headers))
+           names: set[int], row_classes: list[str] | None = None) -> str:
+    """A table: ``numeric`` columns right-aligned, ``names`` columns wrap anywhere (a
+    long name never widens the page), the others stay on one line."""
+    def kind(i: int) -> str:
+        return " class=num" if i in numeric else " class=name" if i in names else ""
+
+    head = "".join(f"<th{kind(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
     body = []
     for n, row in enumerate(rows):
-        cls = f' class="{_e(row_classes[n])}"' if row_classes else ""
-        cells = "".join(f"<td{' class=num' if i in numeric else ''}>{_e(v)}</td>"
-                        for i, v in enumerate(row))
+        cls = f" class='{_e(row_classes[n])}'" if row_classes else ""
+        cells = "".join(f"<td{kind(i)}>{_e(v)}</td>" for i, v in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
