@@ -351,6 +351,7 @@ def write_html(executed: Path, html: Path, title: str = "Seller report") -> None
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(executed, as_version=4)
+    notebook.metadata.pop("widgets", None)  # DuckDB's progress bars in the kernel
     for cell in notebook.cells:  # only what the page shows: no stderr, no progress bars
         if cell.get("cell_type") == "code":
             cell["outputs"] = [o for o in cell.get("outputs", [])

@@ -485,6 +485,7 @@ def _build(wb: Any, params: ReportParams) -> Page:
     scope, values = params.chosen.sql("s")
     with wb.store.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # no widget in the kernel's output
         params.chosen.check(con)
         if isinstance(params.since, date):
             changes: state.Changes | None = state.changes_since_date(con, params.chosen,

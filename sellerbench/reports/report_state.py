@@ -147,8 +147,8 @@ def write_state(con: Any, chosen: SellerFilter, path: Path) -> None:
     con.execute(
         f"""COPY (SELECT id, display_name, flagged, deleted_at IS NOT NULL AS deleted,
                    coalesce(deleted_at IS NULL AND ({_scope(chosen)}), false) AS in_report
-                FROM visible_sellers_all ORDER BY id)
-            TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)"""
+                FROM visible_sellers_all)
+            TO '{_sql_path(tmp)}' (FORMAT parquet)"""
     )
     os.replace(tmp, path)
 
@@ -257,7 +257,10 @@ def changes_since_report(con: Any, chosen: SellerFilter, previous: Previous) -> 
         cur AS (SELECT id, display_name, flagged, deleted_at IS NOT NULL AS deleted,
                        coalesce(deleted_at IS NULL AND ({_scope(chosen)}), false) AS in_report
                 FROM visible_sellers_all)
-        SELECT {_aggregates(_KIND_SQL)} FROM cur FULL OUTER JOIN prev ON cur.id = prev.id"""
+        SELECT {_aggregates(_KIND_SQL)} FROM cur FULL OUTER JOIN prev ON cur.id = prev.id
+        WHERE prev.id IS NULL OR cur.id IS NULL OR prev.deleted <> cur.deleted
+           OR prev.flagged <> cur.flagged OR prev.in_report <> cur.in_report
+           OR prev.display_name IS DISTINCT FROM cur.display_name"""
     try:
         row = con.execute(query).fetchone()
     except Exception as exc:  # a damaged or foreign state file
