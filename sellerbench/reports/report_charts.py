@@ -20,7 +20,7 @@ import pandas as pd
 
 from .report_words import day_words, share_words
 
-__all__ = ["MAX_RUNS", "Chart", "runs_chart", "share_chart", "why_no_runs_chart"]
+__all__ = ["MAX_RUNS", "Chart", "runs_chart", "share_chart", "trend_chart", "why_no_runs_chart"]
 
 MAX_RUNS = 20  # runs in the chart and the table; all of them are in runs.csv
 WIDTH = 6.7
@@ -159,4 +159,28 @@ def share_chart(platforms: pd.DataFrame) -> Chart | None:
     alt = "Flagged share per platform: " + ", ".join(
         f"{p} {share_words(s)}" for p, s in zip(platforms["platform"], platforms["share"],
                                                 strict=True))
+    return Chart(_svg(figure), alt)
+
+
+def trend_chart(points: list[tuple[Any, int, int]]) -> Chart | None:
+    """The flagged share at each report (made_at, flagged, sellers), oldest first, the
+    axis scaled to the values; None with fewer than three reports or an unchanged share."""
+    shares = pd.Series([f / n if n else 0.0 for _, f, n in points]) * 100
+    if len(points) < 3 or _all_equal(shares.round(6)):
+        return None
+    figure, axes = _figure(2.2)
+    positions = list(range(len(points)))
+    axes.plot(positions, shares, color="#D62728", marker="o", linewidth=1.5)
+    for x, share in zip(positions, shares, strict=True):
+        axes.annotate(f"{share:.1f}%", (x, share), textcoords="offset points",
+                      xytext=(0, 6), ha="center", fontsize=7.5)
+    axes.set_xticks(positions, [day_words(when, short=True) for when, _, _ in points],
+                    fontsize=7.5)
+    low, high = float(shares.min()), float(shares.max())
+    pad = (high - low) * 0.35
+    axes.set_ylim(max(low - pad, 0), high + pad)
+    axes.yaxis.set_major_formatter(lambda value, _pos: f"{value:g}%")
+    axes.set_ylabel("flagged share", fontsize=8)
+    alt = (f"Flagged share at each of {len(points)} reports, from {shares.iloc[0]:.1f}% to "
+           f"{shares.iloc[-1]:.1f}%.")
     return Chart(_svg(figure), alt)

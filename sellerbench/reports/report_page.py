@@ -207,6 +207,7 @@ class Page:
     flagged_rows: pd.DataFrame  # the first FLAGGED_ROWS flagged sellers, by what matters
     changes: state.Changes | None
     files: list[Path]
+    trend: list[tuple[datetime, int, int]]  # (made_at, flagged, sellers) per report, now last
 
     # -- the summary ---------------------------------------------------------------------
 
@@ -287,7 +288,8 @@ class Page:
 
     def summary_html(self) -> str:
         items = "".join(f"<p>{_e(s)}</p>" for s in self.sentences())
-        return f'<section class="summary">{items}</section>'
+        chart = charts.trend_chart(self.trend)
+        return f'<section class="summary">{items}</section>' + (chart.html() if chart else "")
 
     def runs_html(self) -> str:
         runs = self.runs
@@ -514,8 +516,10 @@ def _build(wb: Any, params: ReportParams) -> Page:
     client = getattr(wb, "client", None)
     source = client.base_url if client is not None else meta.get("server_url")
     page = Page(params, made_at, source, Path(wb.store.path), point, int(sellers),
-                int(flagged), platforms, runs, flagged_rows, changes, files)
-    state.write_partial(out, page.facts())
+                int(flagged), platforms, runs, flagged_rows, changes, files, [])
+    facts = page.facts()
+    page.trend = [*state.history(out, facts["filter"]), (made_at, int(flagged), int(sellers))]
+    state.write_partial(out, facts)
     return page
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "checkpoint",
     "file_facts",
     "find_previous",
+    "history",
     "write_manifest",
     "write_state",
 ]
@@ -130,6 +131,23 @@ def find_previous(output: Path, since: str | os.PathLike[str] | None) -> Previou
                              if parent.is_dir() else [])
     found_all = [p for p in (read_manifest(c) for c in candidates) if p is not None]
     return max(found_all, key=lambda p: p.made_at, default=None)
+
+
+def history(output: Path, filter_facts: dict[str, Any]) -> list[tuple[datetime, int, int]]:
+    """(made_at, flagged, sellers) of every finished report beside ``output`` made with
+    the same filter, oldest first: the points of the flagged share's trend."""
+    parent = output.parent
+    if not parent.is_dir():
+        return []
+    points = []
+    for folder in parent.iterdir():
+        found = read_manifest(folder) if folder.is_dir() and folder != output else None
+        if found is None or found.manifest.get("filter") != filter_facts:
+            continue
+        rows = found.rows
+        if isinstance(rows.get("flagged"), int) and isinstance(rows.get("sellers"), int):
+            points.append((found.made_at, rows["flagged"], rows["sellers"]))
+    return sorted(points)
 
 
 # -- the state and the manifest ------------------------------------------------------------

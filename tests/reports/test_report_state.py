@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -155,3 +156,31 @@ def test_period_and_since_are_checked() -> None:
     assert parse_since("reports/w48") == Path("reports/w48")
     with pytest.raises(ConfigError, match="not a real day"):
         parse_since("2026-02-30")
+
+
+def test_the_trend_is_the_flagged_share_at_each_report_with_the_same_filter(
+    tmp_path: Path,
+) -> None:
+    from sellerbench.reports import report_charts as charts
+
+    reports = tmp_path / "reports"
+    for day, flagged, facts in ((1, 50, {"flagged": None, "search": None, "where": None}),
+                                (2, 60, {"flagged": None, "search": None, "where": None}),
+                                (3, 99, {"flagged": True, "search": None, "where": None})):
+        folder = reports / f"r{day}"
+        folder.mkdir(parents=True)
+        (folder / state.STATE).write_bytes(b"")
+        state.write_partial(folder, {"made_at": f"2026-12-0{day}T09:00:00+00:00",
+                                     "filter": facts,
+                                     "rows": {"flagged": flagged, "sellers": 1000}})
+        state.write_manifest(folder, [])
+    points = state.history(reports / "now", {"flagged": None, "search": None, "where": None})
+    assert [(p[0].day, p[1], p[2]) for p in points] == [(1, 50, 1000), (2, 60, 1000)]
+    assert charts.trend_chart(points) is None  # two reports are not a trend yet
+    now = (datetime(2026, 12, 4, tzinfo=UTC), 55, 1000)
+    chart = charts.trend_chart([*points, now])
+    assert chart is not None and "5.5%" in chart.svg and "4 Dec 2026" in chart.svg
+    ticks = [float(t) for t in re.findall(r">(\d+(?:\.\d+)?)%</text>", chart.svg)]
+    assert ticks and min(ticks) > 0  # the axis starts near the values, not at 0
+    flat = [(p[0], 50, 1000) for p in points] + [(now[0], 50, 1000)]
+    assert charts.trend_chart(flat) is None
