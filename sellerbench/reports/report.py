@@ -38,6 +38,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ..cache.filters import SellerFilter
 from ..errors import ConfigError, ExportError
 from . import report_state
 from .report_page import Period, parse_since
@@ -162,6 +163,11 @@ def run_report(
         flagged = True
     checked_since = parse_since(since)
     Period.parse(period)  # ConfigError before a kernel starts
+    _check_filter(SellerFilter(flagged=flagged, search=search, where=where), cache)
+    if title is not None and (not isinstance(title, str) or not title.strip()):
+        raise ConfigError(f"title must be some text, not {title!r}")
+    if pdf:
+        chromium()  # ConfigError when there is none, before the report is made
     out = Path(output_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; the report needs a folder")
@@ -207,6 +213,17 @@ def run_report(
         out, [html, *([printed] if printed else []), *files])
     return ReportResult(html, executed, files, time.perf_counter() - started, manifest,
                         printed)
+
+
+def _check_filter(chosen: SellerFilter, cache: str | os.PathLike[str] | None) -> None:
+    """A ``where`` that names no column of the cache: ConfigError now, not from a kernel."""
+    path = Path(cache) if cache else None
+    if chosen.where is None or path is None or not path.is_file():
+        return
+    from ..cache.store import Store
+
+    with Store(path, read_only=True).connect() as con:
+        chosen.check(con)
 
 
 def _keep(folder: Path) -> Path:

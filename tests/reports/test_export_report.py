@@ -151,6 +151,25 @@ def test_bad_parameters_are_refused_before_a_kernel_starts(tmp_path: Path) -> No
         reports.run_report(tmp_path / "r", period="last week", cache=tmp_path / "c.duckdb")
     with pytest.raises(ExportError, match=r"neither a date .* nor a finished report"):
         reports.run_report(tmp_path / "r", since=tmp_path, cache=tmp_path / "c.duckdb")
+    with pytest.raises(ConfigError, match="flagged must be True, False or None"):
+        reports.run_report(tmp_path / "r", flagged="yes", cache=tmp_path / "c.duckdb")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="title must be some text"):
+        reports.run_report(tmp_path / "r", title=" ", cache=tmp_path / "c.duckdb")
+    assert not (tmp_path / "r" / "report.ipynb").exists()
+
+
+def test_a_where_naming_no_column_is_one_line_before_a_kernel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sellerbench.cli import main
+
+    store = Store(tmp_path / "cache.duckdb")
+    fill(store, AWKWARD_NAMES)
+    code = main(["report", "--cache", str(store.path), "--where", "nosuch > 1",
+                 "--output", str(tmp_path / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1  # a misuse, as for export
+    assert "nosuch" in err and "Traceback" not in err
     assert not (tmp_path / "r" / "report.ipynb").exists()
 
 
