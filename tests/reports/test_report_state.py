@@ -184,3 +184,30 @@ def test_the_trend_is_the_flagged_share_at_each_report_with_the_same_filter(
     assert ticks and min(ticks) > 0  # the axis starts near the values, not at 0
     flat = [(p[0], 50, 1000) for p in points] + [(now[0], 50, 1000)]
     assert charts.trend_chart(flat) is None
+
+
+def test_changes_since_a_day_say_what_the_cache_cannot_tell(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from sellerbench.reports.report_page import Page, ReportParams
+
+    changes = state.Changes(datetime(2026, 12, 1, tzinfo=UTC), None, {
+        "new": state.Change("new", 4, [("A", None), ("B", None), ("C", None)]),
+        "deleted": state.Change("deleted", 0, []),
+    })
+    params = ReportParams.of(output_dir=tmp_path / "r", since="2026-12-01")
+    runs = pd.DataFrame({"name": ["Late"], "status": ["failed"],
+                         "started_at": [pd.Timestamp("2026-12-02 09:00", tz="UTC")],
+                         "completed_at": [pd.Timestamp("2026-12-02 09:10", tz="UTC")],
+                         "duration_seconds": [600.0], "sellers_found": [1200],
+                         "sellers_new": [30], "failed_items": [4]})
+    page = Page(params, datetime(2026, 12, 7, tzinfo=UTC), None, tmp_path, {}, 10, 0,
+                pd.DataFrame(), runs, pd.DataFrame(), changes, [], [])
+    assert page.sentences() == [
+        "Since 1 December 2026: 4 new sellers (“A”, “B”, “C” and 1 more). Flags and "
+        "renames since a date are not kept in the cache; compare with a previous report "
+        "to see them.",
+        "1 collection run since then: “Late” (2 Dec 2026) failed after 10 min, finding "
+        "1,200 sellers (30 new), 4 failed items.",
+        "0 of 10 sellers are flagged (0.0%).",
+    ]
