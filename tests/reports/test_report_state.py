@@ -211,3 +211,41 @@ def test_changes_since_a_day_say_what_the_cache_cannot_tell(tmp_path: Path) -> N
         "1,200 sellers (30 new), 4 failed items.",
         "0 of 10 sellers are flagged (0.0%).",
     ]
+
+
+def test_an_empty_cache_makes_a_page_that_says_so(tmp_path: Path) -> None:
+    from sellerbench.reports.report_page import ReportParams, build
+    from sellerbench.workbench import Workbench
+
+    wb = Workbench(Store(tmp_path / "empty.duckdb"), None)
+    try:
+        page = build(ReportParams.of(output_dir=tmp_path / "reports" / "r"), wb)
+    finally:
+        wb.close()
+    assert page.sentences()[1:] == ["No collection run in this period (all runs).",
+                                    "No seller matches this report's filter."]
+    assert "No collection run" in page.runs_html()
+    assert "No seller in this report is flagged." in page.flagged_html()
+    assert "<img" not in page.platforms_html() + page.runs_html()
+    assert [p.name for p in page.files] == ["sellers.csv", "sellers.parquet", "runs.csv"]
+
+
+def test_names_are_text_in_the_page_never_markup(tmp_path: Path) -> None:
+    from sellerbench.reports.report_page import ReportParams, build
+    from sellerbench.workbench import Workbench
+
+    store = Store(tmp_path / "cache.duckdb")
+    fill(store, ["<script>alert('x')</script>", "<img src=x onerror=alert(1)>", "Plain"])
+    previous = snapshot(store, tmp_path / "reports" / "r1", SellerFilter(),
+                        "2026-12-01T10:00:00+00:00")
+    with store.connect() as con:
+        con.execute("UPDATE sellers SET display_name = '<b>bold</b>' WHERE id = 's0002'")
+    wb = Workbench(store, None)
+    try:
+        page = build(ReportParams.of(output_dir=tmp_path / "reports" / "r2",
+                                     since=str(previous.folder)), wb)
+    finally:
+        wb.close()
+    html = page.summary_html() + page.flagged_html() + page.header_html()
+    assert "<script" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
