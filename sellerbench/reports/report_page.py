@@ -462,7 +462,6 @@ SELECT s.display_name, s.platform, s.times_seen, s.created_at, r.name AS last_ru
        {newly} AS newly
 FROM visible_sellers s
 LEFT JOIN collection_runs r ON r.id = s.last_seen_run_id AND r.deleted_at IS NULL
-{prev_join}
 WHERE s.flagged AND {scope}
 ORDER BY newly DESC, s.times_seen DESC, lower(s.display_name), s.id LIMIT {limit}"""
 
@@ -502,11 +501,9 @@ def _build(wb: Any, params: ReportParams) -> Page:
         platforms = con.execute(_PLATFORMS_SQL.format(scope=params.chosen.sql()[0]),
                                 params.chosen.sql()[1]).df()
         runs = con.execute(_RUNS_SQL.format(period=params.period.sql())).df()
-        prev_join, newly = ("", "false") if previous is None else (
-            f"LEFT JOIN read_parquet('{str(previous.state).replace(chr(39), chr(39) * 2)}') p "
-            f"ON p.id = s.id", "(p.id IS NULL OR NOT p.flagged OR p.deleted)")
+        newly = "false" if previous is None else "s." + state.NEWLY_FLAGGED_SQL
         flagged_rows = con.execute(_FLAGGED_SQL.format(
-            scope=scope, prev_join=prev_join, newly=newly, limit=FLAGGED_ROWS), values).df()
+            scope=scope, newly=newly, limit=FLAGGED_ROWS), values).df()
         state.write_state(con, params.chosen, out / state.STATE)
         point = state.checkpoint(con)
         meta = dict(con.execute("SELECT key, value FROM meta WHERE key = 'server_url'")

@@ -268,24 +268,33 @@ def _changes(row: Sequence[Any], kinds: Sequence[str]) -> dict[str, Change]:
     return out
 
 
+# After changes_since_report, the flagged sellers that were not flagged (or not there).
+NEWLY_FLAGGED_SQL = ("id IN (SELECT cur.id FROM report_changes WHERE cur.flagged AND "
+                     "(prev.id IS NULL OR NOT prev.flagged OR prev.deleted))")
+
+
 def changes_since_report(con: Any, chosen: SellerFilter, previous: Previous) -> Changes:
-    """Compare the cache with the state a previous report kept, seller by seller."""
-    query = f"""
-        WITH prev AS (SELECT * FROM read_parquet('{_sql_path(previous.state)}')),
-        cur AS (SELECT id, display_name, flagged, deleted_at IS NOT NULL AS deleted,
-                       coalesce(deleted_at IS NULL AND ({_scope(chosen)}), false) AS in_report
-                FROM visible_sellers_all)
-        SELECT {_aggregates(_KIND_SQL)} FROM cur FULL OUTER JOIN prev ON cur.id = prev.id
-        WHERE prev.id IS NULL OR cur.id IS NULL OR prev.deleted <> cur.deleted
-           OR prev.flagged <> cur.flagged OR prev.in_report <> cur.in_report
-           OR prev.display_name IS DISTINCT FROM cur.display_name"""
+    """Compare the cache with the state a previous report kept, seller by seller. The
+    sellers that differ stay in the connection's temporary table ``report_changes``
+    (columns ``cur`` and ``prev``, structs), for NEWLY_FLAGGED_SQL."""
     try:
-        row = con.execute(query).fetchone()
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE report_changes AS
+            WITH prev AS (SELECT * FROM read_parquet('{_sql_path(previous.state)}')),
+            cur AS (SELECT id, display_name, flagged, deleted_at IS NOT NULL AS deleted,
+                           coalesce(deleted_at IS NULL AND ({_scope(chosen)}), false)
+                               AS in_report
+                    FROM visible_sellers_all)
+            SELECT cur, prev FROM cur FULL OUTER JOIN prev ON cur.id = prev.id
+            WHERE prev.id IS NULL OR cur.id IS NULL OR prev.deleted <> cur.deleted
+               OR prev.flagged <> cur.flagged OR prev.in_report <> cur.in_report
+               OR prev.display_name IS DISTINCT FROM cur.display_name""")
     except Exception as exc:  # a damaged or foreign state file
         raise ExportError(
             f"the previous report's {STATE} in {previous.folder} cannot be read "
             f"({str(exc).splitlines()[0]}); pass --since another report or a date"
         ) from None
+    row = con.execute(f"SELECT {_aggregates(_KIND_SQL)} FROM report_changes").fetchone()
     return Changes(previous.made_at, previous, _changes(row, KINDS))
 
 

@@ -256,6 +256,11 @@ def test_the_summary_says_exactly_what_changed(rendered: dict[str, Any]) -> None
         "1 seller newly flagged (“東京セラー”), 1 seller renamed (“Plain Seller” → "
         "“Plain Seller Ltd”) and 1 seller deleted (“@handle”)."
     )
+    flagged = rendered["page"].split("<h2>Flagged sellers</h2>", 1)[1]
+    sellers = [html_text.unescape(c) for c in re.findall(r'<tr><td class="name">([^<]*)</td>',
+                                                          flagged)]
+    assert sellers[:3] == ["● 東京セラー", "● Newcomer GmbH", "=HYPERLINK(\"http://x\",\"click\")"]
+    assert not [s for s in sellers[2:] if s.startswith("●")]  # newly flagged first, only
     today = datetime.now(UTC)
     assert sentences[1] == (
         f"1 collection run since then: “Sweep 6” ({today.day} {today:%b %Y}) completed "
