@@ -23,7 +23,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -73,13 +73,15 @@ _SECONDS = _number(float, 0, "a number of seconds >= 0")
 _INTERVAL = _number(float, 0.1, "a number of seconds >= 0.1")
 
 
-def _day(text: str) -> date:
-    try:
+def _report_or_day(text: str) -> date | Path:
+    """``--since``: a day, or the folder (or report.html) of a report that exists."""
+    with contextlib.suppress(ValueError):
         return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"accepts a date like 2024-05-01, not {text!r}"
-        ) from None
+    if Path(text).expanduser().exists():
+        return Path(text).expanduser()
+    raise argparse.ArgumentTypeError(
+        f"accepts a date like 2024-05-01 or a previous report's folder, not {text!r}"
+    )
 
 
 # -- settings, the cache file and the workbench -----------------------------------------
@@ -419,8 +421,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     url = _setting(args, "api_url")
     # Without an API the report reads the cache as it is: it must exist.
     cache = _cache_path(args, must_exist=not url)
+    flagged = True if args.flagged or args.flagged_only else False if args.unflagged else None
+    output = args.output or str(Path("reports") / datetime.now(UTC).strftime("%Y-%m-%d_%H%M%S"))
     result = run_report(
-        args.output, flagged_only=args.flagged_only, since=args.since,
+        output, title=args.title, flagged=flagged, search=args.search, where=args.where,
+        period=args.period, since=args.since, provenance=args.provenance, pdf=args.pdf,
         api_url=url, token=_setting(args, "token"), cache=cache,
         progress=not args.quiet, overwrite=args.overwrite,
     )
@@ -536,11 +541,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_options(export)
     export.set_defaults(func=cmd_export)
 
-    report = sub.add_parser("report", help="run the report notebook, write offline HTML")
-    report.add_argument("--flagged-only", action="store_true", help="only flagged sellers")
-    report.add_argument("--since", type=_day,
-                        help="runs and seller changes on or after this date (YYYY-MM-DD)")
-    report.add_argument("--output", default="report", help="folder to write (default: report)")
+    report = sub.add_parser(
+        "report", help="run the report notebook, write one HTML page (and a PDF)",
+        description="Run the report notebook headless and write report.html (charts as "
+        "SVG, no script, A4) with its data files, state and manifest into --output. "
+        "What changed is counted since --since, by default the newest report in the "
+        "same parent folder.")
+    report_which = report.add_mutually_exclusive_group()
+    report_which.add_argument("--flagged", action="store_true", help="only flagged sellers")
+    report_which.add_argument("--flagged-only", action="store_true", help=argparse.SUPPRESS)
+    report_which.add_argument("--unflagged", action="store_true", help="only unflagged sellers")
+    report.add_argument("--search", help="names containing this text (case-insensitive)")
+    report.add_argument("--where", help="a SQL predicate over visible_sellers (trusted)")
+    report.add_argument("--title", help='the page\'s heading (default "Seller report")')
+    report.add_argument("--period", help="which runs: 30d, 2026-11-01 or "
+                        "2026-11-01..2026-11-30 (default: all)")
+    report.add_argument("--since", metavar="REPORT_OR_DATE", type=_report_or_day,
+                        help="count changes since this report's folder or this day "
+                        "(YYYY-MM-DD); default: the newest report beside --output")
+    report.add_argument("--output", default=None,
+                        help="this report's folder (default: reports/<UTC date_time>)")
+    report.add_argument("--pdf", action="store_true", help="also print report.pdf (A4)")
+    report.add_argument("--provenance", action="store_true",
+                        help="show the API's address and the cache's path on the page")
     report.add_argument("--overwrite", action="store_true",
                         help="replace a report already in the folder")
     report.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .changes.push import Backoff, PushReport
     from .grid.widget import SellersGrid
     from .reports.exports import ExportReport
+    from .reports.report import ReportResult
     from .runs.watch import RunWatch
 
 __all__ = ["ChangeEvent", "Workbench", "connect", "demo"]
@@ -313,6 +314,41 @@ class Workbench:
             chosen=SellerFilter(flagged=flagged, search=search, where=where),
             columns=columns, format=format, source=source, overwrite=overwrite,
             neutralize=neutralize, progress=progress,
+        )
+
+    def report(
+        self,
+        output_dir: str | os.PathLike[str],
+        *,
+        title: str | None = None,
+        flagged: bool | None = None,
+        search: str | None = None,
+        where: str | None = None,
+        period: str | None = None,
+        since: str | os.PathLike[str] | None = None,
+        provenance: bool = False,
+        pdf: bool = False,
+        overwrite: bool = False,
+    ) -> ReportResult:
+        """Sync (when connected), then write the report of this cache into ``output_dir``
+        (see reports/report.py): ``report.html``, its data files, state and manifest.
+
+        ``flagged`` / ``search`` / ``where``: the same filter as ``sellers()``;
+        ``title``: the heading; ``period``: which runs (``30d``, ``2026-11-01`` or
+        ``2026-11-01..2026-11-30``); ``since``: count changes since this report's folder
+        or day (default: the newest report beside ``output_dir``); ``provenance``: show
+        the API's address and the cache's path; ``pdf``: also ``report.pdf`` (A4);
+        ``overwrite``: replace a report already there. The notebook runs in a kernel of
+        its own, which is stopped before this returns.
+        """
+        from .reports.report import run_report
+
+        if self.client is not None:
+            self.sync(progress=False)
+        return run_report(
+            output_dir, title=title, flagged=flagged, search=search, where=where,
+            period=period, since=since, provenance=provenance, pdf=pdf,
+            cache=self.store.path, overwrite=overwrite,
         )
 
     def grid(
