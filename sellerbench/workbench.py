@@ -545,11 +545,15 @@ def connect(
     auto_push: bool | None = None,
     lock_timeout: float | None = None,
     read_only: bool = False,
+    memory_limit: str | None = None,
+    temp_directory: str | os.PathLike[str] | None = None,
 ) -> Workbench:
     """Open the cache and, when an API url and token are known, the client.
 
     Arguments win over SELLERBENCH_API_URL, SELLERBENCH_TOKEN and SELLERBENCH_CACHE.
-    With no API url the workbench works offline over the cache alone.
+    With no API url the workbench works offline over the cache alone. ``memory_limit``
+    (e.g. "2GB") and ``temp_directory``: DuckDB's, for this cache file (store.py,
+    "Memory"; default: their settings).
     """
     url = resolve("api_url", api_url)
     token = tok = _hidden(resolve("token", token))  # both names: locals show in tracebacks
@@ -561,6 +565,8 @@ def connect(
         resolve("cache", cache),
         lock_timeout=_number(value("lock_timeout", lock_timeout)),
         read_only=read_only,
+        memory_limit=memory_limit,
+        temp_directory=temp_directory,
     )
     client = None
     if url and tok:

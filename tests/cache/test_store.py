@@ -164,6 +164,10 @@ def test_the_memory_policy_is_set_once_when_the_file_opens(tmp_path, monkeypatch
     monkeypatch.setenv("SELLERBENCH_MEMORY_LIMIT", "200MB")
     with Store(store.path).connect() as con:  # closed meanwhile: the setting takes effect
         assert _limit(con) == "190.7 MiB"
+    from sellerbench.workbench import connect
+
+    with connect(cache=store.path, memory_limit="250MB") as wb:  # the argument wins
+        assert wb.sql("SELECT current_setting('memory_limit') AS m")["m"][0] == "238.4 MiB"
     monkeypatch.setenv("SELLERBENCH_MEMORY_LIMIT", "lots")
     with pytest.raises(ConfigError, match="SELLERBENCH_MEMORY_LIMIT is 'lots'; it accepts"):
         Store(store.path)
