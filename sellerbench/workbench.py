@@ -451,7 +451,8 @@ class _Pusher:
     request's change committed) and, if it waits, waits until ``finished`` reaches it.
     A round takes the options of its generation's last explicit request (an auto-push's
     only when it has no other). A listener called by a round may ask for a push itself:
-    on the pusher's own thread the round runs at once, in place.
+    on the pusher's own thread the round runs at once, in place (an auto-push's joins
+    the next round).
     """
 
     def __init__(self, run: Callable[[dict[str, Any]], PushReport]) -> None:
@@ -466,8 +467,10 @@ class _Pusher:
     def ask(self, options: dict[str, Any], *, wait: bool | None = True) -> PushReport | None:
         """Ask for a round with ``options``; ``wait``: for its report (None: unless a round
         is under way). A round's error is raised to those who waited for it."""
-        if threading.current_thread() is self._thread:
-            return self._run(options)
+        if threading.current_thread() is self._thread:  # a listener of a round asks
+            if not options.get("auto"):
+                return self._run(options)
+            wait = False  # a change it made: the next round sends it
         with self._turn:
             if self._closed:
                 raise SellerbenchError("this workbench is closed; the change stays queued "

@@ -745,3 +745,37 @@ def test_close_leaves_no_thread_behind(make_server, tmp_path, stray):
     with pytest.raises(SellerbenchError, match="closed"):
         wb._pusher.ask({"client": wb.client})
     assert not stray
+
+
+def test_a_listener_that_changes_sellers_on_each_push_is_sent_by_later_rounds(
+    make_server, tmp_path, stray
+):
+    """With auto-push on, a listener flags a seller whenever a push tells it: each such
+    change joins the next round (no round inside a round), and all of them go out."""
+    server = make_server(n=40, seed=6)
+    wb = connect(server.url, server.tokens["analyst"], tmp_path / "cache.duckdb",
+                 auto_push=True)
+    try:
+        wb.sync(progress=False)
+        ids = wb.sellers()["id"].tolist()[:6]
+        left = list(ids[1:])
+        depth: list[int] = []
+
+        def listener(event: str) -> None:
+            if event == "push" and left:
+                depth.append(sum(1 for f in traceback.extract_stack()
+                                 if f.name == "_push_round"))
+                wb.flag(left.pop())
+
+        wb.subscribe(listener)
+        wb.flag(ids[0])
+        deadline = time.monotonic() + 60
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+        wb.push()
+        assert not left and wb.pending().empty
+        assert set(depth) == {1}, depth  # every change in a round of its own, never nested
+        assert wb.sellers(flagged=True)["id"].isin(ids).sum() == len(ids)
+    finally:
+        wb.close()
+    assert not stray
