@@ -9,7 +9,7 @@ What a person sees in the terminal:
   accepts, exit code 2 (never a traceback);
 - an error sellerbench raises on purpose is one line, exit code 1, with the fix spelled
   as CLI flags rather than Python arguments (``_for_the_terminal``);
-- commands that only read (``status``, ``export``, ``runs``, ``push --pending``) open the
+- commands that only read (``status``, ``sql``, ``export``, ``runs``, ``push --pending``) open the
   cache read-only: they never create a cache nor turn another file into one.
 """
 
@@ -450,6 +450,18 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    """Run read-only SQL over the cache (opened read-only) and print the result as CSV;
+    what writes or changes a setting is refused as ``wb.sql`` refuses it."""
+    from .cache.frames import sql_frame
+
+    _check_settings(args)
+    with _workbench(args, read_only=True) as wb:
+        frame = sql_frame(wb.store, args.query)
+    frame.to_csv(sys.stdout, index=False)
+    return 0
+
+
 def _damage(path: Path, lock_timeout: float) -> str | None:
     """Why the cache cannot be read in full, or None when every table reads."""
     from .cache.store import Store
@@ -575,6 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection_options(status)
     status.set_defaults(func=cmd_status)
+
+    sql = sub.add_parser("sql", help="run read-only SQL over the cache, print CSV")
+    sql.add_argument("query", help="SELECT ... over visible_sellers, sellers, mutations, ...")
+    _add_connection_options(sql, ("cache", "lock_timeout"))
+    sql.set_defaults(func=cmd_sql)
 
     rebuild = sub.add_parser(
         "rebuild", help="move a damaged cache aside, keep its queued changes, start afresh"

@@ -16,6 +16,7 @@
      │    ├── ApiValidationError  400 / 422: the request was malformed or refused
      │    └── ProtocolError       the response was not what the contract promises
      │         └── SyncError      a sync met a bad page (names it); the cache kept the pages before
+     ├── QueryError               SQL over the cache was refused (it writes) or failed
      ├── MutationError            a seller change was refused before anything was queued
      ├── ExportError              an export could not be written
      └── UserError                a team server's user could not be added, revoked or rotated
@@ -40,6 +41,7 @@ __all__ = [
     "MutationError",
     "NotFoundError",
     "ProtocolError",
+    "QueryError",
     "RateLimitedError",
     "SellerbenchError",
     "ServerError",
@@ -155,6 +157,11 @@ class ProtocolError(ApiError):
 class SyncError(ProtocolError):
     """A sync met a malformed page; the message names the page (its request) and the
     cache keeps every page committed before it."""
+
+
+class QueryError(SellerbenchError):
+    """SQL over the cache (``wb.sql``, ``%sql``, ``sellerbench sql``) was refused because
+    it writes or changes a setting, or it failed; the message says what to use instead."""
 
 
 class MutationError(SellerbenchError):

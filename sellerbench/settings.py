@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -122,6 +123,15 @@ def _seconds(minimum: float, strict: bool) -> Callable[[str], float]:
     return seconds
 
 
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _size(text: str) -> str:
+    if not _SIZE.fullmatch(text.strip()):
+        raise ValueError("an amount of memory such as 2GB or 512MiB")
+    return text.strip()
+
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -172,6 +182,12 @@ SETTINGS: tuple[Setting, ...] = (
             _boolean, "1", cli=False),
     Setting("timeout", "SELLERBENCH_TIMEOUT", "30", "seconds > 0",
             "Seconds before one HTTP request times out.", _seconds(0, strict=True), "30"),
+    Setting("memory_limit", "SELLERBENCH_MEMORY_LIMIT", None, "a size, e.g. 2GB",
+            "DuckDB's memory limit for the cache, set when the file is opened; past it "
+            "queries spill to temp_directory.", _size, "DuckDB's (80% of RAM)", cli=False),
+    Setting("temp_directory", "SELLERBENCH_TEMP_DIRECTORY", None, "a folder path",
+            "Where DuckDB spills what does not fit in memory_limit, set when the file is "
+            "opened.", _path, "`<cache>.tmp` beside the cache", cli=False),
     Setting("home", "SELLERBENCH_HOME", lambda: str(data_dir()), "a folder path",
             "The data folder: the default cache and sb.demo()'s servers live here.", _path,
             "the per-user data folder", cli=False),

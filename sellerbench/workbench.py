@@ -5,20 +5,22 @@ and client they are given and return what they did (``mutations``, ``push``, ``s
 ``frames``, ``exports``, ``runs``). Data flows one way: API -> sync -> store ->
 frames/grid/exports; no module below this one imports it.
 
-**Threads.** Every method may be called from any thread at any time (a cell, the
-grid's widget messages on ipykernel 7's subshell thread, a run watcher's background
-sync, ``threading.Thread(target=wb.sync)``):
+**Threads.** Every method may be called from any thread at any time (a cell, the grid's
+widget messages, a run watcher's sync). Cache writes are serialized per file by the
+store (store.py, "Threads"); here:
 
-- cache writes are serialized per file by the store's write lock (store.py, "Threads");
-  reads run beside them on their own connections;
-- pushes of one file are serialized here (the file's push lock; the lease in the cache
-  keeps out other processes). An auto-push that finds a push under way does not wait:
-  it asks that push for one more round, which sends the new change;
-- syncs of one file run one at a time (push first, then pull);
+- one pusher per workbench (``_Pusher``: a thread, a condition and a generation
+  counter) runs every push of its file, one round at a time under the file's push lock.
+  A change, ``wb.push()`` and ``wb.sync()`` ask for the next round and wait for it, the
+  generation that holds their changes (an auto-push that finds a round running does not
+  wait: the next round sends its change); ``close()`` stops the thread;
+- pulls run one at a time per file (the file's sync lock); a sync asks for its push
+  before it takes that lock;
+- listeners are told after every lock is released (the sync lock, the push lock, the
+  write lock), on the thread that made the change or on the pusher's, so a listener
+  may call anything, ``wb.sync()`` and ``wb.push()`` included;
 - per-call settings (retries, timeout) are arguments, never a change to the shared
-  client: an auto-push sends through ``client.with_options(retries=0)``;
-- listeners (the grid) are told on the thread that made the change, after the change
-  committed; a listener that raises is logged and the others still hear it.
+  client: an auto-push sends through ``client.with_options(retries=0)``.
 
 What a method returns is a plain pandas frame or a small report dataclass, never a live
 database object. What goes wrong is a :class:`~sellerbench.errors.SellerbenchError`.
@@ -72,8 +74,6 @@ class ChangeEvent(str):
 class Workbench:
     """A cache file, the API client that keeps it in step, and everything on top."""
 
-    AGAIN_ROUNDS = 3  # extra push rounds one caller runs for changes queued meanwhile
-
     def __init__(
         self,
         store: Store,
@@ -89,6 +89,7 @@ class Workbench:
         self._hooks = threading.Lock()  # guards the two lists below
         self._listeners: list[Callable[[ChangeEvent], object]] = []
         self._closers: list[Callable[[], object]] = []
+        self._pusher = _Pusher(self._push_round)
 
     def __repr__(self) -> str:
         url = self.client.base_url if self.client else "offline"
@@ -101,7 +102,9 @@ class Workbench:
         self.close()
 
     def close(self) -> None:
-        """Close run watchers, the HTTP client and the embedded demo server, if any."""
+        """Stop the pusher (a round under way ends first; what it did not send stays
+        queued), then close run watchers, the HTTP client and the embedded demo server."""
+        self._pusher.close()
         with self._hooks:
             closers, self._closers = self._closers, []
         for close in closers:  # watchers first: they use the client
@@ -155,17 +158,12 @@ class Workbench:
             "this workbench has no API to sync with: pass api_url and token to "
             "sb.connect(), or set SELLERBENCH_API_URL and SELLERBENCH_TOKEN"
         )
-        with self.store.locks.sync:
-            early = sync.ask_early(self.store, client, full=full)
-            # Held open across push and pull: the database stays loaded in this process,
-            # so every connection they open is cheap.
-            with self.store.connect() as con:
-                pushed = None
-                if push.has_pending(con):
-                    early.cancel()  # the push changes what the first pages hold
-                    pushed = self._push(client)
-                report = sync.pull(self.store, client, progress=progress, full=full, early=early)
-            report.pushed = pushed
+        # Held open across push and pull (not a lock): the database stays loaded.
+        with self.store.connect() as con:
+            pushed = self._pusher.ask({"client": client}) if push.has_pending(con) else None
+            with self.store.locks.sync:
+                report = sync.pull(self.store, client, progress=progress, full=full)
+        report.pushed = pushed
         self._tell("sync")
         return report
 
@@ -275,11 +273,11 @@ class Workbench:
         )
         if retries is not None or timeout is not None:
             client = client.with_options(retries=retries, timeout=timeout)
-        report = self._push(
-            client, wait=wait, coalesce=coalesce, retry_now=retry_now, backoff=backoff,
-            chunk=chunk,
-        )
-        assert report is not None  # a blocking push always runs
+        report = self._pusher.ask({
+            "client": client, "wait": wait, "coalesce": coalesce, "retry_now": retry_now,
+            "backoff": backoff, "chunk": chunk,
+        })
+        assert report is not None  # a push waited for always has its round's report
         return report
 
     # -- exports, grid, runs ---------------------------------------------------------
@@ -456,63 +454,126 @@ class Workbench:
 
     def _auto_push(self) -> PushReport | None:
         """Push after a change when configured: one try per request, no waiting for
-        backoff, never raising into the cell (what cannot be sent stays queued)."""
+        backoff, never raising into the cell (what cannot be sent stays queued). Waits
+        for the round unless one is under way (the next round sends this change)."""
         if not self.auto_push or self.client is None:
             return None
         try:
-            return self._push(
-                self.client.with_options(retries=0), wait=0.0, retry_now=False, blocking=False
+            return self._pusher.ask(
+                {"client": self.client.with_options(retries=0), "wait": 0.0,
+                 "retry_now": False, "auto": True},
+                wait=None,
             )
         except SellerbenchError as exc:
             log.warning("sellerbench: change queued, not pushed yet: %s", exc)
             return None
 
-    def _push(
-        self,
-        client: ApiClient,
-        *,
-        wait: float = 3.0,
-        coalesce: bool = True,
-        retry_now: bool = True,
-        backoff: Backoff | None = None,
-        chunk: int = 1_000,
-        blocking: bool = True,
-    ) -> PushReport | None:
-        """One push of this file at a time in this process (the file's push lock).
-
-        ``blocking=False`` (auto-push): when a push is under way, raise the file's
-        ``push_again`` flag and return None; the push under way sees the flag after it
-        released the lock and sends once more, so no queued change is left behind. It
-        does so at most ``AGAIN_ROUNDS`` times (a caller's push must return while other
-        threads keep changing sellers); what is still flagged then goes out from a
-        background thread.
-        """
-        locks = self.store.locks
-        report: PushReport | None = None
-        locks.push_again.set()
-        for _ in range(1 + self.AGAIN_ROUNDS):
-            if not locks.push_again.is_set():
-                break
-            if not locks.push.acquire(blocking=blocking):
-                return report  # the holder sees push_again once it releases
-            try:
-                locks.push_again.clear()
-                step = push.push(
-                    self.store, client, wait=wait, coalesce=coalesce, retry_now=retry_now,
-                    backoff=backoff, chunk=chunk,
-                )
-            finally:
-                locks.push.release()
-            report = step if report is None else report.merged(step)
-            if step.sent or step.reads or step.failed:
-                self._tell("push", step.touched)
-            blocking, retry_now = False, False  # further rounds only for what came meanwhile
-        else:
-            if locks.push_again.is_set():  # still more: hand over, this caller returns
-                threading.Thread(
-                    target=self._auto_push, name="sellerbench-push", daemon=True
-                ).start()
+    def _push_round(self, options: dict[str, Any]) -> PushReport:
+        """One push round (on the pusher's thread): the queue sent under the file's push
+        lock, then listeners told, the lock released."""
+        options = {k: v for k, v in options.items() if k != "auto"}
+        with self.store.locks.push:
+            report = push.push(self.store, **options)
+        if report.sent or report.reads or report.failed:
+            self._tell("push", report.touched)
         return report
+
+
+class _Pusher:
+    """The thread that runs a workbench's push rounds, one at a time.
+
+    Generations: ``started`` counts rounds begun, ``finished`` rounds ended. A request
+    joins generation ``started + 1`` (the next round, which reads the queue after the
+    request's change committed) and, if it waits, waits until ``finished`` reaches it.
+    A round takes the options of its generation's last explicit request (an auto-push's
+    only when it has no other). A listener called by a round may ask for a push itself:
+    on the pusher's own thread the round runs at once, in place (an auto-push's joins
+    the next round).
+    """
+
+    def __init__(self, run: Callable[[dict[str, Any]], PushReport]) -> None:
+        self._run = run
+        self._turn = threading.Condition()
+        self._started = self._finished = 0
+        self._options: dict[str, Any] | None = None  # of generation started + 1
+        self._outcomes: dict[int, tuple[PushReport | BaseException, int]] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def ask(self, options: dict[str, Any], *, wait: bool | None = True) -> PushReport | None:
+        """Ask for a round with ``options``; ``wait``: for its report (None: unless a round
+        is under way). A round's error is raised to those who waited for it."""
+        if threading.current_thread() is self._thread:  # a listener of a round asks
+            if not options.get("auto"):
+                return self._run(options)
+            wait = False  # a change it made: the next round sends it
+        with self._turn:
+            if self._closed:
+                raise SellerbenchError("this workbench is closed; the change stays queued "
+                                       "in the cache: open it again to push")
+            generation = self._started + 1
+            if self._options is None or not options.get("auto"):
+                self._options = options
+            if wait is None:
+                wait = self._started == self._finished  # no round under way
+            if wait:
+                outcome, waiting = self._outcomes.get(generation, (None, 0))
+                self._outcomes[generation] = (outcome, waiting + 1)  # type: ignore[assignment]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="sellerbench-push",
+                                                daemon=True)
+                self._thread.start()
+            self._turn.notify_all()
+            if not wait:
+                return None
+            # Closing ends the loop before its next round: a round begun still ends.
+            while self._finished < generation and not (self._closed and
+                                                       self._started < generation):
+                self._turn.wait()
+            outcome, waiting = self._outcomes.pop(generation, (None, 0))
+            if waiting > 1:
+                self._outcomes[generation] = (outcome, waiting - 1)  # type: ignore[assignment]
+        if outcome is None:
+            raise SellerbenchError("this workbench was closed before the push ran; the "
+                                   "changes stay queued in the cache")
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _loop(self) -> None:
+        while True:
+            with self._turn:
+                while self._options is None and not self._closed:
+                    self._turn.wait()
+                if self._closed or self._options is None:
+                    return
+                options, self._options = self._options, None
+                self._started += 1
+                generation = self._started
+            outcome: PushReport | BaseException
+            try:
+                outcome = self._run(options)
+            except BaseException as exc:  # handed to the waiters; logged if none waits
+                outcome = exc
+            with self._turn:
+                self._finished = generation
+                waiting = self._outcomes.get(generation, (None, 0))[1]
+                if waiting:
+                    self._outcomes[generation] = (outcome, waiting)
+                elif isinstance(outcome, SellerbenchError):
+                    log.warning("sellerbench: change queued, not pushed yet: %s", outcome)
+                elif isinstance(outcome, BaseException):
+                    log.error("sellerbench: a push failed", exc_info=outcome)
+                self._turn.notify_all()
+
+    def close(self) -> None:
+        """Stop the thread after the round under way; waiters of later rounds are told."""
+        with self._turn:
+            self._closed = True
+            self._turn.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
 
 def connect(
@@ -523,11 +584,15 @@ def connect(
     auto_push: bool | None = None,
     lock_timeout: float | None = None,
     read_only: bool = False,
+    memory_limit: str | None = None,
+    temp_directory: str | os.PathLike[str] | None = None,
 ) -> Workbench:
     """Open the cache and, when an API url and token are known, the client.
 
     Arguments win over SELLERBENCH_API_URL, SELLERBENCH_TOKEN and SELLERBENCH_CACHE.
-    With no API url the workbench works offline over the cache alone.
+    With no API url the workbench works offline over the cache alone. ``memory_limit``
+    (e.g. "2GB") and ``temp_directory``: DuckDB's, for this cache file (store.py,
+    "Memory"; default: their settings).
     """
     url = resolve("api_url", api_url)
     token = tok = _hidden(resolve("token", token))  # both names: locals show in tracebacks
@@ -539,6 +604,8 @@ def connect(
         resolve("cache", cache),
         lock_timeout=_number(value("lock_timeout", lock_timeout)),
         read_only=read_only,
+        memory_limit=memory_limit,
+        temp_directory=temp_directory,
     )
     client = None
     if url and tok:

@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import SellerbenchError
+from ..errors import QueryError
 from .filters import SellerFilter, first_line
 from .store import is_damage
 
@@ -67,8 +67,38 @@ def runs_frame(store: Store) -> pd.DataFrame:
         return to_frame(_read(con, query, []))
 
 
-# Statements that only read: SQL in a notebook must not edit the cache behind sync's back.
-_READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
+# What to use instead of each kind of statement SQL over the cache refuses. Only SELECT
+# (DESCRIBE, SHOW, SUMMARIZE and FROM parse as one), EXPLAIN and PIVOT (MULTI) are run,
+# inside a READ ONLY transaction: whatever DuckDB would write (a sequence's nextval, an
+# EXPLAIN ANALYZE of an INSERT) fails there too.
+_INSTEAD: dict[str, str] = {
+    "INSERT": "change sellers with wb.flag / wb.rename / wb.delete / wb.restore / "
+              "wb.create, which sync pushes to the API",
+    "DDL": "keep tables of your own in pandas (wb.sql(...) returns a frame) or in a "
+           "DuckDB file of your own (duckdb.connect('mine.duckdb'))",
+    "PRAGMA": "read settings and table shapes with SELECT: DESCRIBE sellers, "
+              "SELECT * FROM duckdb_settings(), SELECT * FROM pragma_table_info('sellers')",
+    "CALL": "call table functions in a SELECT: SELECT * FROM function(...)",
+    "SET": "the cache's settings are shared by every thread of this kernel; DuckDB's "
+           "memory limit and temp folder are sellerbench settings (SELLERBENCH_MEMORY_LIMIT, "
+           "SELLERBENCH_TEMP_DIRECTORY)",
+    "ATTACH": "open another DuckDB file with duckdb.connect(path) and read the frames "
+              "from here into it",
+    "COPY": "write files with wb.export(path, ...) or from the frame "
+            "(wb.sql(...).to_parquet(path))",
+    "LOAD": "sellerbench loads no extension into the kernel; use a DuckDB connection of "
+            "your own (duckdb.connect()) for extensions",
+    "TRANSACTION": "each query runs in a read-only transaction of its own",
+    "PREPARE": "bind values with params= (wb.sql(query, [value]))",
+    "VACUUM": "sellerbench maintains the cache file itself (sync checkpoints it)",
+}
+_KINDS = {
+    "UPDATE": "INSERT", "DELETE": "INSERT", "MERGE_INTO": "INSERT",
+    "CREATE": "DDL", "CREATE_FUNC": "DDL", "DROP": "DDL", "ALTER": "DDL",
+    "VARIABLE_SET": "SET", "DETACH": "ATTACH", "EXPORT": "COPY", "COPY_DATABASE": "COPY",
+    "EXTENSION": "LOAD", "EXECUTE": "PREPARE", "ANALYZE": "VACUUM",
+}
+_READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "MULTI"})
 
 
 def sql_frame(
@@ -78,31 +108,41 @@ def sql_frame(
     check_read_only(query)
     with store.connect() as con:
         try:
-            return to_frame(_read(con, query, params))
+            con.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                return to_frame(_read(con, query, params))
+            finally:
+                con.execute("ROLLBACK")
         except duckdb.Error as exc:
             if is_damage(exc):
                 raise store.error(exc) from exc  # the file, not the query: CacheCorruptError
-            raise SellerbenchError(f"the query failed: {first_line(exc)}") from exc
+            if "read-only mode" in str(exc):
+                raise QueryError(
+                    f"SQL over the cache is read-only: this query writes "
+                    f"({first_line(exc)}); {_INSTEAD['INSERT']}"
+                ) from exc
+            raise QueryError(f"the query failed: {first_line(exc)}") from exc
 
 
 def check_read_only(query: str) -> None:
-    """SellerbenchError unless ``query`` is statements that only read."""
+    """QueryError unless ``query`` is statements that only read (DuckDB's own parser
+    says which kind each statement is); the message says what to use instead."""
     if not isinstance(query, str):
-        raise SellerbenchError(f"the query must be SQL text, not {type(query).__name__}")
+        raise QueryError(f"the query must be SQL text, not {type(query).__name__}")
     try:
         statements = duckdb.extract_statements(query)
     except duckdb.Error as exc:
-        raise SellerbenchError(f"the query cannot be parsed: {first_line(exc)}") from exc
+        raise QueryError(f"the query cannot be parsed: {first_line(exc)}") from exc
     if not statements:
-        raise SellerbenchError("the query is empty")
+        raise QueryError("the query is empty")
     for statement in statements:
-        kind = statement.type.name
+        try:
+            kind = statement.type.name
+        except ValueError:  # a kind this duckdb's Python enum does not name (UPDATE EXTENSIONS)
+            kind = "EXTENSION"
         if kind not in _READ_STATEMENTS:
-            raise SellerbenchError(
-                f"SQL over the cache is read-only ({kind} refused): change sellers with "
-                f"wb.flag / wb.rename / wb.delete / wb.restore / wb.create, which sync "
-                f"pushes to the API"
-            )
+            instead = _INSTEAD.get(_KINDS.get(kind, kind), _INSTEAD["INSERT"])
+            raise QueryError(f"SQL over the cache is read-only ({kind} refused): {instead}")
 
 
 def _read(

@@ -6,26 +6,20 @@ process write at a time). A busy file is retried for ``lock_timeout`` seconds, t
 ``CacheLockedError`` names the process that holds it. Results leave the connection as
 Arrow tables, never as live relations, so no lock outlives the ``with`` block.
 
-**Threads (the concurrency model).** In a live JupyterLab one workbench is used from
-several threads at once: a cell on the main thread, widget messages on ipykernel 7's
-subshell thread, run watchers and syncs started in threads. Inside one process every
-connection to a file shares one DuckDB database, whose transactions are optimistic: two
-threads writing the same rows at once get ``TransactionException: Conflict on tuple
-deletion`` at commit. So:
+**Threads.** Every connection of this process to one file shares one DuckDB database,
+whose transactions are optimistic (two threads writing the same rows would collide at
+commit). So every write runs in :meth:`Store.transaction` (or :meth:`Store.writing`),
+which holds the file's write lock (``FileLocks.write``) from BEGIN to COMMIT: writes of
+one file never overlap, and each is local work (a page, an action), never a network
+wait. Reads take no lock: DuckDB gives each a snapshot beside the writer. Pushes and
+syncs are ordered by the Workbench (workbench.py), across processes by the lease in
+``meta``. No DuckDB error escapes a connection raw: it becomes a ``CacheError``.
 
-- every write goes through :meth:`Store.transaction` (or :meth:`Store.writing` on an
-  open connection), which holds the file's write lock (one ``RLock`` per resolved path,
-  shared by every ``Store`` of that file in the process) from ``BEGIN`` to ``COMMIT``;
-  write transactions of one file never overlap, so they never conflict. A write
-  transaction is local work only (a page, a queued action, recorded outcomes: tens of
-  milliseconds), never a network wait, so a change made in the grid while a sync pages
-  in the background waits at most for one page's write;
-- reads (:meth:`Store.connect` used without writing) take no lock: DuckDB gives each a
-  consistent snapshot beside the writer;
-- pushes are serialized per file by the ``Workbench`` (``push_gate``), and across
-  processes by the lease in ``meta`` (push.py);
-- a DuckDB error that escapes a connection becomes a ``CacheError`` saying what to do;
-  none reaches the analyst raw.
+**Memory.** One policy, set when the file is opened and never changed while it is open:
+DuckDB's ``memory_limit`` and ``temp_directory`` come from the settings of those names
+(``SELLERBENCH_MEMORY_LIMIT``, ``SELLERBENCH_TEMP_DIRECTORY``, or ``sb.connect()``);
+past the limit queries spill to the folder. Nothing a thread does changes them for
+another; large readers (the grid) bound their own peak by how they read.
 
 Tables (readable from the plain duckdb CLI, read-only, when no kernel holds the file):
 
@@ -49,16 +43,15 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
 
 from ..errors import CacheCorruptError, CacheError, CacheLockedError, CacheVersionError
-from ..settings import default_cache
+from ..settings import default_cache, value
 
 __all__ = ["SCHEMA_VERSION", "FileLocks", "Rebuilt", "Store"]
 
@@ -250,11 +243,6 @@ class Rebuilt:
                 f"Sync now to pull the server's rows again and push what was kept")
 
 
-T = TypeVar("T")
-
-# DuckDB's buffer memory during a lean read (Store.lean): measured on 5,000,000 sellers,
-# the grid's read keeps ~70 MB of blocks instead of ~150 MB and takes as long.
-LEAN_MEMORY = "96MB"
 # checkpoint_threshold: an upsert otherwise forces a checkpoint per commit (DEVELOPERS.md).
 # No extension is installed or loaded behind the analyst's back: a query naming a
 # function of a known extension (CALL dbgen, read from https://...) would otherwise
@@ -266,110 +254,34 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
-class LeanCap:
-    """DuckDB's memory limit of one open cache file, lowered to ``LEAN_MEMORY`` while
-    lean reads run (``Store.lean``) and lifted while a write runs.
-
-    The limit is the file's, for every connection of this process, and what a write
-    holds until its commit (a transaction's rows, an index) cannot be evicted: under
-    the cap a large write would fail. So the cap is on exactly while some lean read runs
-    and no write is open, or the open write is itself reading lean (an action checking
-    its sellers before it queues them). Every change happens under ``guard``.
-    """
-
-    def __init__(self) -> None:
-        self.guard = threading.Lock()
-        self.reads = 0  # lean reads under way, every thread
-        self.writer: int | None = None  # the thread with a write open
-        self.writer_reads = 0  # lean reads that thread opened inside its write
-        self.saved = ""  # the limit the cap replaced ("": DuckDB's default)
-        self.capped = False
-
-    def settle(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Put the limit where the state says (call with ``guard`` held)."""
-        want = self.reads > 0 and (self.writer is None or self.writer_reads > 0)
-        if want == self.capped:
-            return
-        setting = con.cursor()  # its own transaction: usable whatever con's state
-        try:
-            if want:
-                self.saved = _given_limit(setting)  # uncapped now: the analyst's limit
-                try:
-                    setting.execute(f"SET memory_limit = '{LEAN_MEMORY}'")
-                except duckdb.Error:  # cannot evict enough now: go on without the cap
-                    return
-            else:
-                setting.execute(f"SET memory_limit = '{self.saved}'" if self.saved
-                                else "RESET memory_limit")
-            self.capped = want
-        finally:
-            setting.close()
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    """Whether DuckDB running out of memory is behind ``exc`` (a CacheError raised from
-    it, perhaps through a later statement of the aborted transaction)."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # a short chain; never a cycle
-        if seen is None:
-            return False
-        if isinstance(seen, duckdb.OutOfMemoryException):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _given_limit(con: duckdb.DuckDBPyConnection) -> str:
-    """The memory limit in force, "" when it is DuckDB's default. The limit is shown
-    rounded ("18.8 GiB"): set back from that text it would not be the same, so the
-    default comes back by RESET."""
-    limit = "SELECT current_setting('memory_limit')"
-    given = con.execute(limit).fetchone()
-    con.execute("RESET memory_limit")
-    default = con.execute(limit).fetchone()
-    if given is None or given == default:
-        return ""
-    con.execute(f"SET memory_limit = '{given[0]}'")
-    return str(given[0])
-
-
-@dataclass
+@dataclass(frozen=True)
 class FileLocks:
     """The in-process locks of one cache file, shared by every Store of that path.
 
     ``write``: held from BEGIN to COMMIT of each write transaction (reentrant, so a
-    writer may call helpers that write). ``push``: held by the one push under way (the
-    Workbench takes it); ``push_again`` asks that push for one more round, for changes
-    queued while it ran. ``sync``: one sync at a time.
+    writer may call helpers that write). ``push``: held by the one push round under way
+    (workbench.py's pusher). ``sync``: one pull at a time. ``opening``: held while a
+    connection opens or closes: a connection opened while another thread opens or closes
+    one on the same database may not see DuckDB's Python table function (``Catalog
+    Error: python_arrow_scan does not exist``; duckdb 2.0.1;
+    tests/cache/test_store.py::test_connections_open_and_close_beside_a_writer).
     """
 
-    write: threading.RLock
-    push: threading.Lock
-    sync: threading.Lock
-    push_again: threading.Event
-    lean: LeanCap = field(default_factory=LeanCap)
+    write: threading.RLock = field(default_factory=threading.RLock)
+    push: threading.Lock = field(default_factory=threading.Lock)
+    sync: threading.Lock = field(default_factory=threading.Lock)
+    opening: threading.Lock = field(default_factory=threading.Lock)
 
 
 _LOCKS: dict[str, FileLocks] = {}
 _LOCKS_GUARD = threading.Lock()
-# Opening and closing DuckDB connections, one at a time in this process: a connection
-# opened while another thread opens or closes one on the same database sometimes could
-# not see DuckDB's Python table function (``Catalog Error: Table Function with name
-# python_arrow_scan does not exist``; duckdb 2.0.1, seen in ~1 of 3 runs of two threads
-# opening connections beside a third writing, never with this lock). Both take ~1 ms.
-_OPEN_GUARD = threading.Lock()
 
 
 def file_locks(path: Path) -> FileLocks:
     """The locks of the file at ``path`` (one set per resolved path in this process)."""
     key = str(path.resolve())
     with _LOCKS_GUARD:
-        locks = _LOCKS.get(key)
-        if locks is None:
-            locks = _LOCKS[key] = FileLocks(
-                threading.RLock(), threading.Lock(), threading.Lock(), threading.Event()
-            )
-        return locks
+        return _LOCKS.setdefault(key, FileLocks())
 
 
 class Store:
@@ -381,12 +293,22 @@ class Store:
         *,
         lock_timeout: float = 10.0,
         read_only: bool = False,
+        memory_limit: str | None = None,
+        temp_directory: str | os.PathLike[str] | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_cache()
         self.lock_timeout = lock_timeout
         self.read_only = read_only
         self._migrated = False
         self.locks = file_locks(self.path)
+        # The memory policy (module docstring): the settings' values, fixed for this Store.
+        self.config = dict(_CONFIG)
+        limit = value("memory_limit", memory_limit)
+        folder = value("temp_directory", temp_directory)
+        if limit is not None:
+            self.config["memory_limit"] = str(limit)
+        if folder is not None:
+            self.config["temp_directory"] = str(folder)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -409,7 +331,7 @@ class Store:
         except duckdb.Error as exc:
             raise self.error(exc) from exc
         finally:
-            with _OPEN_GUARD:
+            with self.locks.opening:
                 con.close()
 
     @contextlib.contextmanager
@@ -421,72 +343,19 @@ class Store:
                 f"the cache {self.path} is open read-only; reopen it read-write to change it"
             )
         with self.locked():
-            state = self.locks.lean
-            with state.guard:  # never under a lean read's cap (LeanCap)
-                outer = state.writer, state.writer_reads
-                state.writer, state.writer_reads = threading.get_ident(), 0
-                state.settle(con)
+            con.execute("BEGIN TRANSACTION")
             try:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    yield con
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                con.execute("COMMIT")
-            finally:
-                with state.guard:
-                    state.writer, state.writer_reads = outer
-                    state.settle(con)
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection inside BEGIN ... COMMIT under the write lock (see :meth:`writing`)."""
         with self.connect() as con, self.writing(con):
             yield con
-
-    @contextlib.contextmanager
-    def lean(self, con: duckdb.DuckDBPyConnection, *, cap: bool = True) -> Iterator[None]:
-        """Cap DuckDB's buffer memory at ``LEAN_MEMORY`` while a large read runs on
-        ``con`` (``cap=False``: do nothing): the blocks it has read are evicted rather
-        than kept until the file is closed. The grid's read of 5,000,000 sellers then
-        peaks ~100 MB lower at the same speed.
-
-        The limit is the open file's: reads of other threads meanwhile are held to it
-        too and spill to disk rather than grow; a write of any thread lifts it while it
-        runs (``LeanCap``). A lean read that needs more than the cap fails with an
-        out-of-memory error: run it through :meth:`lean_first`."""
-        if not cap:
-            yield
-            return
-        state = self.locks.lean
-        me = threading.get_ident()
-        with state.guard:
-            state.reads += 1
-            inside = state.writer == me  # an action reading lean inside its own write
-            state.writer_reads += inside
-            state.settle(con)
-        try:
-            yield
-        finally:
-            with state.guard:
-                state.reads -= 1
-                state.writer_reads -= inside  # its write is still open: writes nest in it
-                state.settle(con)
-
-    def lean_first(self, work: Callable[[bool], T], *, lean: bool = True) -> T:
-        """``work(True)`` (it reads lean: ``with store.lean(con, cap=True)``), and
-        ``work(False)`` when DuckDB ran out of memory under the cap: the cap saves
-        memory, it never fails a read that fits without it. ``lean=False``: the caller
-        knows the read outgrows the cap; ``work(False)`` at once."""
-        if not lean:
-            return work(False)
-        try:
-            return work(True)
-        except CacheError as exc:
-            if not _out_of_memory(exc):
-                raise
-        return work(False)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -542,8 +411,9 @@ class Store:
         delay = 0.01
         while True:
             try:
-                with _OPEN_GUARD:
-                    return duckdb.connect(str(self.path), read_only=self.read_only, config=_CONFIG)
+                with self.locks.opening:
+                    return duckdb.connect(str(self.path), read_only=self.read_only,
+                                          config=self.config)
             except duckdb.IOException as exc:
                 text = str(exc)
                 if "lock" not in text.lower():
@@ -557,6 +427,12 @@ class Store:
             except duckdb.Error as exc:
                 if "not a valid DuckDB database" in str(exc) or "corrupt" in str(exc).lower():
                     raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
+                if "different configuration" in str(exc):
+                    raise CacheError(
+                        f"the cache {self.path} is open in this process with another "
+                        f"memory_limit or temp_directory (settings fixed while it is open); "
+                        f"open it with the same settings, or close the other workbench first"
+                    ) from exc
                 raise CacheError(f"cannot open the cache {self.path}: {exc}") from exc
 
     def _locked(self, text: str) -> CacheLockedError:
@@ -671,7 +547,8 @@ class Store:
         except duckdb.Error as exc:
             return None, f"could not be read ({str(exc).splitlines()[0]})"
         finally:
-            con.close()
+            with self.locks.opening:
+                con.close()
 
     @staticmethod
     def _restore_queue(con: duckdb.DuckDBPyConnection, queue: pa.Table) -> int:

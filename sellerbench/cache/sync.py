@@ -36,7 +36,7 @@ apply only changes: rows strictly newer than the cached ones replace them
 (one join finds them and their rowids, ``DELETE ... WHERE rowid IN`` then ``INSERT``;
 no primary key, whose upserts would make DuckDB checkpoint on every commit). A page is
 fetched by a helper thread while the previous one is written, so the network, the server
-and DuckDB overlap.
+and DuckDB overlap (``_prefetch``).
 
 **Counts.** ``added``: live sellers the cache did not hold; ``deleted``: sellers that
 are tombstones now and were not before (including tombstones first seen); ``updated``:
@@ -46,12 +46,10 @@ other sellers the cache held whose server row changed (a restore counts here).
 from __future__ import annotations
 
 import contextlib
-import functools
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -148,50 +146,25 @@ class _Counts:
 # -- sync ----------------------------------------------------------------------------
 
 
-class EarlyPages(dict[str, "_EarlyPage"]):
-    """The feeds' first pages, asked for before the cache opens (see ``ask_early``)."""
-
-    def cancel(self) -> None:
-        """Not wanted after all (a push changes what the first pages hold)."""
-        for page in self.values():
-            page.cancel()
-        self.clear()
-
-
-def ask_early(store: Store, client: ApiClient, *, full: bool = False) -> EarlyPages:
-    """Ask for each rev feed's first page now, in a thread, from where this process's
-    last sync left it; ``pull`` uses a page only where the cache's checkpoint still says
-    that rev. Opening the cache (~20 ms at 1M rows) and the request then overlap."""
-    features = client.features
-    if "rev_feed" not in features or full:
-        return EarlyPages()
-    return EarlyPages(_early_pages(store, client, "arrow" in features))
-
-
 def pull(
     store: Store,
     client: ApiClient,
     *,
     progress: bool = True,
     full: bool = False,
-    early: EarlyPages | None = None,
 ) -> SyncReport:
     """Pull sellers and runs into ``store``; see the module docstring.
 
-    The caller holds the file's sync lock (one sync per file in this process) and pushes
-    queued changes first; each page is written under the file's write lock. ``early``:
-    first pages asked for with ``ask_early`` (default: asked for here).
+    The caller holds the file's sync lock (one pull per file in this process) and pushes
+    queued changes first; each page is written under the file's write lock.
     """
     started = time.perf_counter()
     features = client.features
     mode = "rev" if "rev_feed" in features else "base"
     arrow = mode == "rev" and "arrow" in features  # offered for the sellers feed
-    if early is None:
-        early = ask_early(store, client, full=full)
     with store.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        report = _pull_all(store, con, client, mode, arrow, early, full=full, progress=progress)
-        _remember_revs(con, store, client)
+        report = _pull_all(store, con, client, mode, arrow, full=full, progress=progress)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -202,88 +175,23 @@ def _pull_all(
     client: ApiClient,
     mode: str,
     arrow: bool,
-    early: dict[str, _EarlyPage],
     *,
     full: bool,
     progress: bool,
 ) -> SyncReport:
     report = SyncReport(mode=mode)
-    try:
-        for feed in (SELLERS, RUNS):
-            counts = _pull(
-                store, con, client, feed, mode, full=full, progress=progress, arrow=arrow,
-                early=early.get(feed.table),
+    for feed in (SELLERS, RUNS):
+        counts = _pull(store, con, client, feed, mode, full=full, progress=progress,
+                       arrow=arrow)
+        report.pages += counts.pages
+        if feed is SELLERS:
+            report.added, report.updated, report.deleted = (
+                counts.added, counts.updated, counts.deleted,
             )
-            report.pages += counts.pages
-            if feed is SELLERS:
-                report.added, report.updated, report.deleted = (
-                    counts.added, counts.updated, counts.deleted,
-                )
-            else:
-                report.runs = counts.added + counts.updated + counts.deleted
-        _remember_server(store, con, client, client.features)
-    finally:
-        for page in early.values():
-            page.cancel()
+        else:
+            report.runs = counts.added + counts.updated + counts.deleted
+    _remember_server(store, con, client, client.features)
     return report
-
-
-@dataclass
-class _EarlyPage:
-    """A feed's first page, asked for before the cache is open (both take ~20 ms).
-
-    It is asked for from where the last sync in this process left the feed; it is used
-    only if the cache's checkpoint still says that rev (another kernel may have synced
-    since), so it holds exactly what a request made a moment later would.
-    """
-
-    since: int
-    future: Future  # of (TablePage, the next since)
-
-    def take(self, since: int) -> tuple[TablePage, int | None] | None:
-        """The page, if it was asked for from ``since``; its error, if it failed."""
-        return self.future.result() if since == self.since else None
-
-    def cancel(self) -> None:
-        self.future.cancel()
-
-
-_LAST_REVS: dict[tuple[str, str], dict[str, int]] = {}
-
-
-def _early_pages(store: Store, client: ApiClient, arrow: bool) -> dict[str, _EarlyPage]:
-    """Ask for the feeds' first pages in a thread of their own, one after the other (one
-    connection, as the pulls that follow use), ending when both have answered."""
-    revs = _LAST_REVS.get((str(store.path.resolve()), client.base_url), {})
-    pages = {
-        feed.table: _EarlyPage(revs[feed.table], Future())
-        for feed in (SELLERS, RUNS) if revs.get(feed.table)
-    }
-    jobs = [(feed, pages[feed.table]) for feed in (SELLERS, RUNS) if feed.table in pages]
-
-    def run() -> None:
-        for feed, page in jobs:
-            if not page.future.set_running_or_notify_cancel():
-                continue  # the sync no longer wants it
-            try:
-                page.future.set_result(_rev_fetch(client, feed, arrow)(page.since))
-            except BaseException as exc:  # raised where the page is taken, if it is
-                page.future.set_exception(exc)
-
-    if jobs:
-        threading.Thread(target=run, name="sellerbench-sync-early", daemon=True).start()
-    return pages
-
-
-def _remember_revs(con: duckdb.DuckDBPyConnection, store: Store, client: ApiClient) -> None:
-    """Where each feed stands now: the next sync in this process asks from there early."""
-    rows = con.execute(
-        "SELECT feed, since_rev FROM sync_state WHERE mode = 'rev' AND server = ?",
-        [client.base_url],
-    ).fetchall()
-    _LAST_REVS[(str(store.path.resolve()), client.base_url)] = {
-        feed: int(rev) for feed, rev in rows if rev
-    }
 
 
 def _pull(
@@ -296,15 +204,12 @@ def _pull(
     full: bool,
     progress: bool,
     arrow: bool,
-    early: _EarlyPage | None = None,
 ) -> _Counts:
     state = _load_state(store, con, feed, mode)
     reset = full or state.mode != mode or state.server != client.base_url
     if reset:  # rows from another server or mode: start over (the first page clears)
         state = _State(feed=feed.table, mode=mode, server=client.base_url)
-    # An early page is used only where it starts at the checkpoint (a first or reset
-    # pass starts at 0, where none is asked for), so the rev puller takes it as it is.
-    puller = functools.partial(_pull_rev, early=early) if mode == "rev" else _pull_base
+    puller = _pull_rev if mode == "rev" else _pull_base
     with _progress_bar(feed, progress) as bar:
         try:
             try:
@@ -333,7 +238,6 @@ def _pull_rev(
     reset: bool,
     bar: Any,
     arrow: bool,
-    early: _EarlyPage | None = None,
 ) -> _Counts:
     clear = reset
     if reset or not state.since_rev:  # a first pass: it starts on an empty table
@@ -344,12 +248,6 @@ def _pull_rev(
         clear = True
 
     fetch = _rev_fetch(client, feed, arrow)
-    if early is not None:
-        fetch_later, first = fetch, early
-
-        def fetch(since: int) -> tuple[TablePage, int | None]:
-            return first.take(since) or fetch_later(since)
-
     counts = _Counts()
     since = state.since_rev or 0
     for page in _prefetch(fetch, since):
@@ -667,7 +565,9 @@ def _prefetch(
     """Yield pages while a thread fetches the next ones (``fetch(token) -> page, next``).
 
     ``next`` None ends the feed. An error in the thread is raised here, after the pages
-    fetched before it; leaving the loop early stops the thread.
+    fetched before it. Leaving the loop early tells the thread to stop and does not wait
+    for it: a request it has under way ends within the client's timeout, and its page is
+    dropped (the next sync asks for it again from the checkpoint).
     """
     pages: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -705,7 +605,6 @@ def _prefetch(
             yield item
     finally:
         stop.set()
-        worker.join(timeout=60)
 
 
 # -- progress --------------------------------------------------------------------------

@@ -444,17 +444,9 @@ def _act(store: Store, build: Callable[[duckdb.DuckDBPyConnection], list[Change]
         raise MutationError("this cache is open read-only; reopen it read-write to change it")
     action_id = str(uuid.uuid4())
 
-    def attempt(lean: bool) -> list[Change]:
-        with store.connect() as con, store.writing(con):
-            # Lean: checking ids reads the id and name columns of every seller (~180 MB
-            # of blocks at 5,000,000 sellers) and keeps nothing of them. Not the queue:
-            # its rows and index must stay in memory until the commit.
-            with store.lean(con, cap=lean):
-                changes = build(con)
-            queue(con, changes, action_id=action_id, origin="analyst")
-        return changes
-
-    changes = store.lean_first(attempt)
+    with store.connect() as con, store.writing(con):
+        changes = build(con)
+        queue(con, changes, action_id=action_id, origin="analyst")
     if not changes:
         return Action([], frozenset())
     return Action([c.old_id or c.seller_id for c in changes], frozenset(_sellers_of(changes)))

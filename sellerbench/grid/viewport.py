@@ -13,10 +13,10 @@ at 5,000,000 sellers the first rows show after ~0.5 s instead of after the whole
 read (~1.7 s). Rows further down, ids outside those rows and positions wait for the
 snapshot; when it lands, ``Snapshot.align`` keeps the early rows where they were shown
 and ``on_ready`` tells the grid (which asks the browser for its rows again). A filter
-change while a read runs interrupts that read. Every read of rows runs lean
-(``Store.lean``): DuckDB evicts the blocks it has read instead of keeping them in the
-kernel (~100 MB at 5,000,000 sellers); uncapped when it outgrows the cap, or when more
-than ``LEAN_PENDING`` changes are queued.
+change while a read runs interrupts that read. A read's peak is bounded by how it
+reads (record batches of the shown columns only, ``snapshot.read_rows``), never by a
+memory setting: DuckDB's limit is the file's, the same for every thread (store.py,
+"Memory").
 
 A change (sync, push, mutation) only marks the snapshot stale; the next page request
 or id lookup brings it up to date once, however many changes came in. When the change
@@ -107,11 +107,6 @@ COLUMNS: tuple[Column, ...] = (
 FLAGGED_CHOICES = ("all", "flagged", "not flagged", "pending")
 PATCH_LIMIT = 100_000  # more touched sellers than this: a rebuild costs about the same
 EARLY_ABOVE = 2_000_000  # sellers cached from which the snapshot is read in the background
-# Reads run lean (``Store.lean``) while the queue holds at most this many changes: the
-# rows' join of pending changes then fits the cap. Past it the join spills (at 1,000,000
-# sellers with 300,000 pending a read took 1.24 s instead of 0.71 s; with 1,000,000
-# pending 3 s, and then ran out of memory under the cap).
-LEAN_PENDING = 100_000
 EARLY_ROWS = 200  # rows answered early (a grid shows ~20; the column widths read 200)
 
 # Runs ranked by name: the code sorts as the name does. Grouped by id so a run cached
@@ -252,7 +247,6 @@ class Viewport:
         self.patches = 0  # snapshots brought up to date by re-reading only touched rows
         self.early_reads = 0  # early rows read (tests and benchmarks read it)
         self._size: int | None = None  # sellers cached at the last read (a hint)
-        self._pending = 0  # changes queued at the last read (a hint: see LEAN_PENDING)
 
     # -- state --------------------------------------------------------------------
 
@@ -317,7 +311,6 @@ class Viewport:
         self._early = None
         if sellers is not None:
             sellers = set(sellers)
-            self._pending += len(sellers)  # at most this many changes more: the lean hint
         if (self._snap is not None or self._build is not None) and sellers is not None:
             # A read under way may or may not hold the change: re-read them after it.
             self._touched.update(sellers)
@@ -474,7 +467,6 @@ class Viewport:
         self._early = None
         self._snap = snap
         self._size = int(snap.counts["total"])
-        self._pending = int(snap.counts.get("pending") or 0)
         self.builds += 1
 
     def _start_build(self) -> Build:
@@ -486,18 +478,14 @@ class Viewport:
         text = f"{_RUNS} SELECT {self._select_list()} {source}"
         key = (self._source(self.sort[0]), self.sort[1])
         store = self.store
-        lean = self._lean()  # read here: the background read touches nothing of self
 
         def work(attach: Callable[[Any], None]) -> Snapshot:
-            def attempt(lean: bool) -> tuple[pa.Table, dict[str, list[str]], dict[str, Any]]:
-                with store.connect() as con, store.lean(con, cap=lean):
-                    attach(con)
-                    with _one_moment(con):  # run codes, rows and counts of one moment
-                        names = _code_names(con)
-                        table = read_rows(con, packed, text)
-                        return table, names, _counts(con, table, predicate != "true")
-
-            table, names, counts = store.lean_first(attempt, lean=lean)
+            with store.connect() as con:
+                attach(con)
+                with _one_moment(con):  # run codes, rows and counts of one moment
+                    names = _code_names(con)
+                    table = read_rows(con, packed, text)
+                    counts = _counts(con, table, predicate != "true")
             snap = Snapshot(table, names, counts)
             snap.sort(*key)
             return snap
@@ -511,11 +499,6 @@ class Viewport:
                 self._early = self._read_early()
             build.start()
         return build
-
-    def _lean(self) -> bool:
-        """Whether to read lean (``Store.lean``): not when the queue held more than
-        ``LEAN_PENDING`` changes at the last read (its join would outgrow the cap)."""
-        return self._pending <= LEAN_PENDING
 
     def _read_done(self, build: Build) -> None:
         if build is self._build:  # not one a newer filter replaced
@@ -535,16 +518,11 @@ class Viewport:
         sql = (f"{_RUNS} SELECT {self._select_list()} {_source(predicate)} "
                f"ORDER BY {column.sql} {direction} NULLS LAST, v.id LIMIT {EARLY_ROWS}")
 
-        def attempt(lean: bool) -> tuple[pa.Table, dict[str, list[str]], dict[str, Any]]:
-            with self.store.connect() as con, self.store.lean(con, cap=lean), \
-                    _one_moment(con):
-                names = _code_names(con)
-                table = read(con, sql)
-                counts = read(con, _QUEUE_COUNTS).to_pylist()[0]
-                counts.update(read(con, _SHOWN.format(predicate=predicate)).to_pylist()[0])
-                return table, names, counts
-
-        table, names, counts = self.store.lean_first(attempt, lean=self._lean())
+        with self.store.connect() as con, _one_moment(con):
+            names = _code_names(con)
+            table = read(con, sql)
+            counts = read(con, _QUEUE_COUNTS).to_pylist()[0]
+            counts.update(read(con, _SHOWN.format(predicate=predicate)).to_pylist()[0])
         early = Snapshot(table, names, counts)
         early.order = pa.array(np.arange(table.num_rows, dtype=np.int32))
         early.sorted_by = (self._source(self.sort[0]), self.sort[1])
@@ -588,16 +566,10 @@ class Viewport:
                f"WHERE v.id IN (SELECT unnest(?::VARCHAR[]))")
         filtered = predicate != "true"
 
-        def attempt(lean: bool) -> tuple[pa.Table, dict[str, Any]] | None:
-            with self.store.connect() as con, self.store.lean(con, cap=lean):
-                if _code_names(con) != snap.code_names:
-                    return None
-                return read(con, sql, [ids.to_pylist()]), _cache_counts(con, filtered)
-
-        read_back = self.store.lean_first(attempt, lean=self._lean())
-        if read_back is None:
-            return False
-        fresh, counts = read_back
+        with self.store.connect() as con:
+            if _code_names(con) != snap.code_names:
+                return False
+            fresh, counts = read(con, sql, [ids.to_pylist()]), _cache_counts(con, filtered)
         if packed:
             fresh = fixed_ids(fresh)
             if fresh is None:  # a seller created here is now shown among packed ids
@@ -615,7 +587,6 @@ class Viewport:
         changed = [n for n in fresh.column_names if not fresh.column(n).equals(old.column(n))]
         snap.replace(rows, fresh, changed)
         snap.counts = _table_counts(counts, snap.table, filtered)
-        self._pending = int(counts.get("pending") or 0)
         self.patches += 1
         return True
 

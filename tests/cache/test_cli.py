@@ -57,3 +57,22 @@ def test_errors_are_one_clear_line(server: Any, tmp_path: Path) -> None:
     assert "Traceback" not in wrong.stderr
     offline = _run("sync", "--cache", cache)  # a missing setting: a misuse, exit 2
     assert offline.returncode == 2 and "sync needs an API" in offline.stderr
+
+
+def test_sql_reads_and_refuses_what_writes(server: Any, tmp_path: Path) -> None:
+    """`sellerbench sql` prints CSV of what reads and refuses what writes, in one line
+    saying what to use instead, with the cache left as it was."""
+    cache = str(tmp_path / "sql.duckdb")
+    options = ["--api-url", server.url, "--token", server.tokens["analyst"], "--cache", cache]
+    assert _run("sync", "--quiet", *options).returncode == 0
+    read = _run("sql", "SELECT count(*) AS n FROM sellers", "--cache", cache)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.splitlines() == ["n", "300"]
+    for statement, instead in (("DELETE FROM sellers", "wb.flag"),
+                               ("PRAGMA threads=1", "SELLERBENCH_MEMORY_LIMIT"),
+                               ("CALL checkpoint()", "SELECT * FROM")):
+        refused = _run("sql", statement, "--cache", cache)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.startswith("sellerbench: SQL over the cache is read-only")
+        assert instead in refused.stderr and "Traceback" not in refused.stderr
+    assert _run("sql", "SELECT count(*) AS n FROM sellers", "--cache", cache).stdout == read.stdout

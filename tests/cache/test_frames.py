@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sellerbench.errors import SellerbenchError
+from sellerbench.errors import QueryError, SellerbenchError
 from sellerbench.workbench import Workbench, connect
 
 
@@ -71,15 +71,52 @@ def test_sql_binds_parameters_and_returns_a_frame(synced: Workbench) -> None:
 
 
 @pytest.mark.parametrize(
-    "statement",
-    ["DELETE FROM sellers", "UPDATE sellers SET flagged = true", "DROP TABLE sellers",
-     "CREATE TABLE mine AS SELECT 1", "ATTACH 'other.duckdb'", "SELECT 1; DELETE FROM sellers"],
+    ("statement", "instead"),
+    [("DELETE FROM sellers", "wb.flag"), ("UPDATE sellers SET flagged = true", "wb.flag"),
+     ("INSERT INTO meta VALUES ('a', 'b')", "wb.flag"),
+     ("DROP TABLE sellers", "pandas"), ("CREATE TABLE mine AS SELECT 1", "pandas"),
+     ("CREATE OR REPLACE MACRO m() AS 1", "pandas"),
+     ("ALTER TABLE sellers ADD COLUMN x INT", "pandas"),
+     ("ATTACH 'other.duckdb'", "duckdb.connect"), ("DETACH other", "duckdb.connect"),
+     ("SELECT 1; DELETE FROM sellers", "wb.flag"),
+     ("PRAGMA memory_limit='1MB'", "SELLERBENCH_MEMORY_LIMIT"), ("PRAGMA table_info('sellers')",
+                                                        "DESCRIBE sellers"),
+     ("CALL pragma_version()", "SELECT * FROM function"), ("CHECKPOINT", "SELECT * FROM"),
+     ("SET memory_limit = '1MB'", "SELLERBENCH_MEMORY_LIMIT"),
+     ("RESET threads", "SELLERBENCH_MEMORY_LIMIT"), ("SET VARIABLE x = 1", "settings"),
+     ("COPY sellers TO 'out.csv'", "wb.export"), ("EXPORT DATABASE 'folder'", "wb.export"),
+     ("INSTALL httpfs", "extensions"), ("LOAD httpfs", "extensions"),
+     ("UPDATE EXTENSIONS", "extensions"), ("BEGIN TRANSACTION", "read-only transaction"),
+     ("VACUUM", "maintains"), ("PREPARE p AS SELECT 1", "params=")],
 )
-def test_sql_is_read_only(synced: Workbench, statement: str) -> None:
+def test_sql_is_read_only(synced: Workbench, statement: str, instead: str) -> None:
+    """DuckDB's parser names each statement's kind; all but reads are refused, and the
+    message says what to use instead."""
     before = synced.status()["sellers"]
-    with pytest.raises(SellerbenchError, match="read-only"):
+    with pytest.raises(QueryError, match="read-only") as refused:
         synced.sql(statement)
+    assert instead in str(refused.value)
     assert synced.status()["sellers"] == before
+    assert synced.sql("SELECT current_setting('memory_limit') AS m")["m"].iloc[0] != "1.0 MiB"
+
+
+def test_sql_runs_in_a_read_only_transaction(synced: Workbench) -> None:
+    """A SELECT that would write (a sequence's nextval, EXPLAIN ANALYZE of an insert) is
+    stopped by DuckDB itself: the query runs in a READ ONLY transaction."""
+    seq = synced.sql("SELECT max(seq) AS s FROM mutations")["s"].iloc[0]
+    for query in ("SELECT nextval('mutation_seq')",
+                  "EXPLAIN ANALYZE INSERT INTO meta VALUES ('x', 'y')"):
+        with pytest.raises(QueryError, match="read-only: this query writes"):
+            synced.sql(query)
+    assert synced.sql("SELECT max(seq) AS s FROM mutations")["s"].iloc[0] is seq
+    assert synced.sql("SELECT count(*) AS n FROM meta WHERE key = 'x'")["n"].iloc[0] == 0
+    # What reads still runs: DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN, table functions.
+    assert len(synced.sql("DESCRIBE sellers")) > 5
+    assert "sellers" in set(synced.sql("SHOW TABLES")["name"])
+    assert len(synced.sql("SUMMARIZE SELECT times_seen FROM sellers")) == 1
+    assert len(synced.sql("PIVOT (SELECT flagged FROM sellers) ON flagged USING count(*)")) == 1
+    assert len(synced.sql("EXPLAIN SELECT * FROM visible_sellers")) == 1
+    assert len(synced.sql("SELECT * FROM duckdb_settings() WHERE name = 'threads'")) == 1
 
 
 def test_sql_errors_are_clear(synced: Workbench) -> None:

@@ -141,7 +141,7 @@ def test_a_sync_after_another_kernel_synced_reads_from_the_cache_checkpoint(
     report = wb.sync(progress=False)
     assert (report.added, report.updated, report.deleted) == (0, 7, 0)
     assert_cache_equals_server(wb.store, srv)
-    again = wb.sync(progress=False)  # early pages from this process's own checkpoint
+    again = wb.sync(progress=False)  # from the cache's checkpoint, nothing new
     assert (again.added, again.updated, again.deleted, again.pages) == (0, 0, 0, 2)
     _rename(srv, ids[:2], "Seen Early")
     report = wb.sync(progress=False)
@@ -152,8 +152,8 @@ def test_a_sync_after_another_kernel_synced_reads_from_the_cache_checkpoint(
 def test_a_cache_put_back_to_an_older_copy_syncs_from_its_own_checkpoint(
     make_server: Any, make_wb: Any
 ) -> None:
-    """The early pages of this process are ahead of a cache file replaced by an older
-    copy: applying them would skip the changes in between."""
+    """A cache file replaced by an older copy syncs from the copy's own checkpoint, not
+    from where this process last left it (which would skip the changes in between)."""
     import shutil
 
     from ..cache.syncutil import assert_cache_equals_server

@@ -229,33 +229,3 @@ def test_uuid_ids_are_held_packed_and_read_back_as_text(tmp_path: Path) -> None:
     assert viewport._snapshot().table.schema.field("__id").type == pa.string()
     assert local in viewport.ids([(0, 60)])
     assert viewport.positions([local, ids[0]]).size == 2
-
-
-def test_a_read_that_outgrows_the_lean_cap_runs_without_it(tmp_path, monkeypatch) -> None:
-    """The grid's reads, an action's check and a patch run lean first (Store.lean);
-    one that needs more memory than the cap is read again without it, never failed."""
-    import sellerbench.cache.store
-
-    store = Store(tmp_path / "cache.duckdb")
-    fill_sellers(store, 20_000)
-    monkeypatch.setattr(sellerbench.cache.store, "LEAN_MEMORY", "1MB")  # nothing fits under it
-    tried: list[bool] = []
-    lean_first = store.lean_first
-
-    def spy(work, *, lean=True):
-        return lean_first(lambda cap: (tried.append(cap), work(cap))[1], lean=lean)
-
-    monkeypatch.setattr(store, "lean_first", spy)
-    wb = Workbench(store, None, auto_push=False)
-    grid = wb.grid()
-    grid.datagrid.send = lambda *a, **k: None
-    assert grid.viewport.row_count == 20_000
-    grid.select_rows(0, 999)
-    assert len(grid.flag_selected()) == 1_000
-    assert grid.viewport.row_count == 20_000
-    assert grid.viewport.patches == 1  # the flag's rows re-read, not the whole snapshot
-    assert wb.sql("SELECT count(*) AS n FROM visible_sellers WHERE flagged")["n"][0] == 2_000 + 900
-    assert wb.status()["pending"] == 1_000
-    # The build, the action's check and the patch each tried lean, failed, read again.
-    assert tried == [True, False] * 3
-    wb.close()

@@ -641,3 +641,141 @@ def test_concurrent_auto_push_leaves_client_configuration(make_server, tmp_path,
         problems.append(f"wb.client.retries was {configured}, is {now_configured} after "
                         f"concurrent auto-pushes")
     assert not problems, f"({outcomes.report()}):\n" + "\n\n".join(problems)
+
+
+# -- the concurrency core: listeners, the pusher, close ------------------------------------
+
+
+def _sellerbench_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("sellerbench-")]
+
+
+def test_a_listener_may_sync_and_push_from_a_syncs_push(make_server, tmp_path, stray):
+    """A listener that calls wb.sync() and wb.push() when a sync's push tells it: the
+    sync returns, and so do the listener's calls (they were once told with the sync
+    lock held, and the sync hung for good)."""
+    server = make_server(n=40, seed=3)
+    wb = connect(server.url, server.tokens["analyst"], tmp_path / "cache.duckdb",
+                 auto_push=False)
+    try:
+        wb.sync(progress=False)
+        ids = wb.sellers()["id"].tolist()
+        heard: list[str] = []
+
+        def listener(event: str) -> None:
+            heard.append(str(event))
+            if event == "push" and heard.count("push") == 1:
+                wb.flag(ids[1])
+                heard.append(f"listener push: {wb.push().sent}")
+                heard.append(f"listener sync: {wb.sync(progress=False).mode}")
+
+        wb.subscribe(listener)
+        wb.flag(ids[0])
+        syncing = threading.Thread(target=lambda: heard.append(
+            f"sync: {wb.sync(progress=False).pushed.sent}"), name="syncing", daemon=True)
+        syncing.start()
+        syncing.join(60)
+        assert not syncing.is_alive(), f"the sync hung; heard {heard}"
+        assert "listener push: 1" in heard and "listener sync: rev" in heard
+        assert "sync: 1" in heard and wb.pending().empty
+    finally:
+        wb.close()
+    assert not stray
+
+
+def test_push_waits_for_the_round_that_holds_its_change(make_server, tmp_path, stray):
+    """A change made while a push round runs is not in that round: wb.push() then waits
+    for the next one (the generation that holds it), and returns with it sent."""
+    server = make_server(n=40, seed=4)
+    wb = connect(server.url, server.tokens["analyst"], tmp_path / "cache.duckdb",
+                 auto_push=False)
+    try:
+        wb.sync(progress=False)
+        ids = wb.sellers()["id"].tolist()
+        later: dict[str, Any] = {}
+        flagged = threading.Event()
+
+        def change_and_push() -> None:
+            wb.flag(ids[1])
+            flagged.set()
+            later["report"] = wb.push()
+
+        def listener(event: str) -> None:  # told by the first round, before it ends
+            if event == "push" and "thread" not in later:
+                later["thread"] = threading.Thread(target=change_and_push, daemon=True)
+                later["thread"].start()
+                assert flagged.wait(30)
+                time.sleep(0.2)  # its push() asks while this round still runs
+
+        wb.subscribe(listener)
+        wb.flag(ids[0])
+        first = wb.push()
+        later["thread"].join(60)
+        assert first.sent == 1
+        assert later["report"].sent == 1, later["report"]
+        assert wb.pending().empty
+    finally:
+        wb.close()
+    assert not stray
+
+
+def test_close_leaves_no_thread_behind(make_server, tmp_path, stray):
+    """Auto-pushes from several threads, a sync, then close(): no sellerbench thread is
+    left (the pusher stops; no round chains another thread), and a push asked after
+    close is refused with what to do, the change kept."""
+    server = make_server(n=60, seed=5)
+    before = set(_sellerbench_threads())
+    wb = connect(server.url, server.tokens["analyst"], tmp_path / "cache.duckdb",
+                 auto_push=True)
+    wb.sync(progress=False)
+    ids = wb.sellers()["id"].tolist()
+
+    def flagger(part: list[str]) -> None:
+        for sid in part:
+            wb.flag(sid)
+
+    threads = [threading.Thread(target=flagger, args=(ids[i::3][:10],)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert any(t.name == "sellerbench-push" for t in _sellerbench_threads())
+    wb.close()
+    assert set(_sellerbench_threads()) <= before, _sellerbench_threads()
+    with pytest.raises(SellerbenchError, match="closed"):
+        wb._pusher.ask({"client": wb.client})
+    assert not stray
+
+
+def test_a_listener_that_changes_sellers_on_each_push_is_sent_by_later_rounds(
+    make_server, tmp_path, stray
+):
+    """With auto-push on, a listener flags a seller whenever a push tells it: each such
+    change joins the next round (no round inside a round), and all of them go out."""
+    server = make_server(n=40, seed=6)
+    wb = connect(server.url, server.tokens["analyst"], tmp_path / "cache.duckdb",
+                 auto_push=True)
+    try:
+        wb.sync(progress=False)
+        ids = wb.sellers()["id"].tolist()[:6]
+        left = list(ids[1:])
+        depth: list[int] = []
+
+        def listener(event: str) -> None:
+            if event == "push" and left:
+                depth.append(sum(1 for f in traceback.extract_stack()
+                                 if f.name == "_push_round"))
+                wb.flag(left.pop())
+
+        wb.subscribe(listener)
+        wb.flag(ids[0])
+        deadline = time.monotonic() + 60
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+        wb.push()
+        assert not left and wb.pending().empty
+        assert set(depth) == {1}, depth  # every change in a round of its own, never nested
+        assert wb.sellers(flagged=True)["id"].isin(ids).sum() == len(ids)
+    finally:
+        wb.close()
+    assert not stray
