@@ -82,6 +82,10 @@ def test_the_demo_prints_the_lab_url_and_the_terminal_lines(demo: dict[str, Any]
     assert url, printed
     answer = httpx.get(url.group(1).replace("/lab?", "/api/status?"), timeout=30)
     assert answer.status_code == 200
+    tree = re.search(r"Notebook 7:\s+(http://127\.0\.0\.1:\d+/tree\?token=\w+)", printed)
+    assert tree and tree.group(1) == url.group(1).replace("/lab?", "/tree?"), printed
+    page = httpx.get(tree.group(1), timeout=30)  # Notebook 7's file list, same server
+    assert page.status_code == 200 and "notebook" in page.text.lower()
     for name in ("SELLERBENCH_API_URL", "SELLERBENCH_TOKEN", "SELLERBENCH_CACHE"):
         assert f"export {name}={env[name]}\n" in printed
     assert Path(env["SELLERBENCH_CACHE"]).is_absolute()
