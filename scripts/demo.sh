@@ -71,6 +71,7 @@ done
 cat <<EOT
 
 JupyterLab:  $url
+Notebook 7:  ${url/\/lab\?/\/tree?}
 API:         $SELLERBENCH_API_URL ($N demo sellers)
 Cache:       $SELLERBENCH_CACHE
 

@@ -358,31 +358,16 @@ def _reading_workbench(args: argparse.Namespace, stack: contextlib.ExitStack) ->
 
 
 def _check_where(wb: Any, where: str | None) -> None:
-    """A --where mistake named as one, before the export starts: the column it names
-    that does not exist, or where its syntax breaks."""
-    import duckdb
+    """A --where mistake named before the export starts, in the words wb.sellers and the
+    grid use (cache/filters.py): the unknown column and the nearest ones, or the syntax
+    error in the predicate as typed."""
+    from .cache.filters import SellerFilter
 
     if where is None or not wb.store.path.exists():
         return
+    seller_filter = SellerFilter(where=where)
     with wb.store.connect() as con:
-        columns = [row[0] for row in con.execute("DESCRIBE visible_sellers").fetchall()]
-        try:
-            con.execute(f"SELECT 1 FROM visible_sellers WHERE ({where}) LIMIT 0")
-        except duckdb.BinderException as exc:
-            match = re.search(r'column "([^"]+)" not found', str(exc))
-            what = f"there is no column {match.group(1)!r}" if match else \
-                str(exc).splitlines()[0].replace("Binder Error: ", "")
-            raise UsageError(
-                f"--where {where!r}: {what}; the columns are {', '.join(columns)}"
-            ) from None
-        except duckdb.ParserException as exc:
-            detail = str(exc).splitlines()[0].replace("Parser Error: ", "")
-            raise UsageError(
-                f"--where {where!r} is not one SQL predicate ({detail}); e.g. "
-                f"--where \"times_seen > 3 AND platform = 'ebay'\""
-            ) from None
-        except duckdb.Error:
-            return  # type mistakes and the like: the export says what it met
+        seller_filter.check(con)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -23,9 +23,19 @@
 
 Every message says what happened and what to do. A token never appears in a message,
 a repr or a log line: errors carry the request's method and URL, never its headers.
+
+In a notebook (IPython) a ``SellerbenchError`` shows as its message alone: the class name
+and message, the cell line that raised it, and a hint that ``%tb`` prints the full
+traceback (the frames inside sellerbench and the chained DuckDB/httpx error). IPython asks
+the exception itself through ``_render_traceback_``; ``%tb`` asks it again, and then it
+answers with the full traceback. Any other exception keeps IPython's usual traceback.
 """
 
 from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import Any
 
 __all__ = [
     "ApiError",
@@ -51,8 +61,65 @@ __all__ = [
 ]
 
 
+FULL_TRACEBACK_HINT = "full traceback: run %tb in the next cell"
+
+
 class SellerbenchError(Exception):
     """Base of every error sellerbench raises on purpose."""
+
+    def _render_traceback_(self) -> list[str]:
+        """The lines IPython shows for this error in a cell: the message alone, or the
+        whole traceback when ``%tb`` asks (see the module docstring)."""
+        return _short_traceback(self)
+
+
+def _short_traceback(exc: BaseException) -> list[str]:
+    """What a cell shows for ``exc``: ``Name: message``, where in the cell, the hint."""
+    shell = _ipython()
+    if shell is not None and _asked_by_tb_magic():
+        return list(shell.InteractiveTB.structured_traceback(
+            type(exc), exc, exc.__traceback__))
+    red, dim, plain = ("\x1b[0;31m", "\x1b[2m", "\x1b[0m") if shell is not None else ("", "", "")
+    lines = [f"{red}{type(exc).__name__}{plain}: {exc}"]
+    where = _cell_line(shell, exc.__traceback__)
+    lines.append(f"{dim}{where + ' · ' if where else ''}{FULL_TRACEBACK_HINT}{plain}")
+    return lines
+
+
+def _ipython() -> Any:
+    module = sys.modules.get("IPython")
+    get = getattr(module, "get_ipython", None)
+    return get() if get is not None else None
+
+
+def _asked_by_tb_magic() -> bool:
+    """True when IPython's ``%tb`` magic (IPython.core.magics.execution.tb) is rendering."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "tb" and code.co_filename.endswith(
+                ("magics/execution.py", "magics\\execution.py")):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def _cell_line(shell: Any, tb: TracebackType | None) -> str:
+    """``In [3], line 2: wb.sync()`` for the last frame of the traceback in a cell."""
+    compiler = getattr(shell, "compile", None)
+    names = getattr(compiler, "_filename_map", None)
+    if not isinstance(names, dict):
+        return ""
+    found = ""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename in names:
+            import linecache
+
+            text = linecache.getline(code.co_filename, tb.tb_lineno).strip()
+            found = f"In [{names[code.co_filename]}], line {tb.tb_lineno}: {text}"
+        tb = tb.tb_next
+    return found
 
 
 class ConfigError(SellerbenchError):

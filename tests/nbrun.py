@@ -5,7 +5,9 @@ Prints one JSON line per notebook: its name, the seconds it took, every error ou
 (ename, evalue) or stderr text that looks like a traceback, and ``blank_widgets``: widgets
 the notebook displayed but had closed by its end (after Run All they show as nothing).
 The executed notebooks are written to OUT_DIR for a person to read. The kernel starts in
-the notebook's folder, as JupyterLab starts it.
+the notebook's folder, as JupyterLab starts it. ``run(..., probe=CODE)`` (used by
+tests/test_notebooks.py) runs CODE in the same kernel after the last cell and returns what
+it printed as ``probed``: the checks live in the tests, not in the notebooks.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ print({MARK!r} + _json.dumps(sorted(getattr(_Widget, "widgets", None) or
 """
 
 
-def run(path: Path, out_dir: Path) -> dict[str, object]:
+def run(path: Path, out_dir: Path, probe: str = "") -> dict[str, object]:
     notebook = nbformat.read(path, as_version=4)
+    if probe:
+        notebook.cells.append(nbformat.v4.new_code_cell(probe))
     notebook.cells.append(nbformat.v4.new_code_cell(PROBE))
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
@@ -41,8 +45,9 @@ def run(path: Path, out_dir: Path) -> dict[str, object]:
         client.execute()
     except CellExecutionError as exc:
         failure = str(exc).splitlines()[-1] if str(exc) else repr(exc)
-    probe = notebook.cells.pop()
-    printed = "".join(o.get("text", "") for o in probe.get("outputs", []))
+    printed = "".join(o.get("text", "") for o in notebook.cells.pop().get("outputs", []))
+    probed = "".join(o.get("text", "") for o in notebook.cells.pop().get("outputs", [])) \
+        if probe else ""
     open_models = set(json.loads(printed.split(MARK, 1)[1].splitlines()[0])) \
         if MARK in printed else None
     shown = {o["data"][WIDGET_VIEW]["model_id"] for cell in notebook.cells
@@ -57,7 +62,7 @@ def run(path: Path, out_dir: Path) -> dict[str, object]:
                 errors.append(output["text"][-500:])
     nbformat.write(notebook, out_dir / path.name)
     return {"notebook": path.name, "seconds": round(time.monotonic() - started, 1),
-            "errors": errors, "failure": failure, "blank_widgets": blank}
+            "errors": errors, "failure": failure, "blank_widgets": blank, "probed": probed}
 
 
 def main() -> int:

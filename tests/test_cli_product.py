@@ -292,9 +292,9 @@ def synced_cache(server: Any, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("where", "names"), [
-    ("time_seen > 3", ["'time_seen'", "times_seen"]),  # the typo, and the real columns
-    ("times_seen >", ["--where", "not one SQL predicate"]),
-    ("platfrom = 'ebay'", ["'platfrom'", "platform"]),
+    ("time_seen > 3", ['"time_seen"', "closest first: times_seen"]),  # the typo, the nearest
+    ("times_seen >", ['the --where predicate "times_seen >" is not valid SQL', "character 12"]),
+    ("platfrom = 'ebay'", ['"platfrom"', "closest first: platform"]),
 ])
 def test_where_mistakes_name_the_column_or_the_syntax(
     where: str, names: list[str], synced_cache: Path, tmp_path: Path,

@@ -20,6 +20,13 @@ same ``ConfigError`` wherever it is passed:
   :meth:`SellerFilter.check` so a typo names the column at fault instead of a DuckDB
   Binder Error.
 
+The where messages are made here once, and ``wb.sellers``, ``wb.export``, the grid's where
+box and the CLI's ``--where`` show them as they are (the CLI writes ``--where`` for
+``where``): a misspelt column is named with the nearest columns, closest first
+(``the where predicate "tims_seen >= 2" names no column "tims_seen"; closest first:
+times_seen, ...``); a syntax error quotes the predicate as typed and the character where
+it breaks, never the parentheses the filter wraps it in.
+
 Values are bound as parameters. :meth:`SellerFilter.inline` renders the same predicate
 with the values written as SQL literals, for a predicate handed back to the analyst
 (``grid.where_sql``) that ``wb.sellers(where=...)`` accepts as it is.
@@ -27,6 +34,7 @@ with the values written as SQL literals, for a predicate handed back to the anal
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Sequence
@@ -68,10 +76,13 @@ def check_where(where: object) -> str:
         )
     if not _balanced(bare):
         raise ConfigError("where has unbalanced parentheses; it must be one SQL predicate")
+    # Parsed as typed (no wrapping parentheses, which _balanced makes safe to leave out),
+    # so a syntax error points at what the analyst wrote.
+    prefix, typed = "SELECT * FROM t WHERE ", where.strip()
     try:
-        statements = duckdb.extract_statements(f"SELECT * FROM t WHERE ({where})")
+        statements = duckdb.extract_statements(prefix + typed)
     except duckdb.Error as exc:
-        raise ConfigError(f"the where predicate is not valid SQL: {first_line(exc)}") from exc
+        raise ConfigError(syntax_message(typed, exc, len(prefix))) from exc
     if len(statements) != 1:
         raise ConfigError("where must be one SQL predicate, not several statements")
     return where.strip()
@@ -88,6 +99,35 @@ def _balanced(text: str) -> bool:
             if depth < 0:
                 return False
     return depth == 0
+
+
+def _quoted(where: str) -> str:
+    return f'"{where.strip()}"'
+
+
+def syntax_message(where: str, exc: BaseException, offset: int) -> str:
+    """``where`` does not parse: DuckDB's reason, the predicate as typed and the character
+    (1-based) where it breaks; ``offset`` is where ``where`` starts in the parsed text."""
+    reason = _plain(exc)
+    lines = str(exc).splitlines()
+    at = ""
+    for number, line in enumerate(lines[:-1]):
+        if line.startswith("LINE 1: ") and "^" in lines[number + 1]:
+            column = lines[number + 1].index("^") - len("LINE 1: ") - offset
+            if 0 <= column <= len(where):
+                at = f" at character {column + 1}"
+            break
+    return (f"the where predicate {_quoted(where)} is not valid SQL: {reason}{at}; write one "
+            f"predicate over the sellers' columns, e.g. times_seen >= 3 AND platform = 'ebay'")
+
+
+def unknown_column_message(where: str, column: str, columns: Sequence[str]) -> str:
+    """The where predicate names a column the sellers do not have: name it, and the
+    nearest columns closest first (every column when none is near)."""
+    near = difflib.get_close_matches(column, columns, n=3, cutoff=0.5)
+    listed = (f"closest first: {', '.join(near)}" if near
+              else f"the columns are {', '.join(columns)}")
+    return f"the where predicate {_quoted(where)} names no column \"{column}\"; {listed}"
 
 
 def first_line(exc: BaseException) -> str:
@@ -199,12 +239,21 @@ class SellerFilter:
                 f"SELECT 1 FROM {self.relation} WHERE {predicate} LIMIT 0", params or None
             )
         except duckdb.Error as exc:
-            raise ConfigError(
-                f"the where predicate {self.where!r} does not fit the sellers' columns: "
-                f"{_plain(exc)}"
-            ) from exc
+            raise ConfigError(self._unfit_message(cursor, exc)) from exc
         finally:
             cursor.close()
+
+    def _unfit_message(self, cursor: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
+        where = self.where or ""
+        missing = re.search(r'Referenced column "([^"]+)" not found', str(exc))
+        if missing:
+            described = cursor.execute(f"SELECT * FROM {self.relation} LIMIT 0").description
+            return unknown_column_message(where, missing.group(1),
+                                          [str(d[0]) for d in described or []])
+        hint = next((line.strip() for line in str(exc).splitlines()
+                     if line.startswith("Did you mean")), "")
+        return (f"the where predicate {_quoted(where)} does not fit the sellers' columns: "
+                f"{_plain(exc)}{' ' + hint if hint else ''}")
 
 
 def _plain(exc: BaseException) -> str:

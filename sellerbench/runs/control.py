@@ -293,7 +293,8 @@ def plot_history(wb: Any, *, ax: Any = None) -> Figure:
         unfinished = df[df["status"] != "completed"]
         ax.scatter(unfinished["started"], unfinished["sellers_found"], s=120,
                    facecolors="none", edgecolors="tab:red", label="failed or cancelled")
-        ax.legend(loc="upper left")
+        # beside the axes, never over a run's point (constrained layout makes room)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("Collection runs: sellers found per run")
     ax.set_xlabel("run started (UTC)")
     ax.set_ylabel("sellers")

@@ -678,7 +678,8 @@ class _Panel:
         self.title = widgets.HTML()
         self.bars = {
             phase: widgets.IntProgress(
-                value=0, min=0, max=1, description=phase, layout=widgets.Layout(width="420px")
+                value=0, min=0, max=1, description=phase, layout=widgets.Layout(width="440px"),
+                style={"description_width": "96px"},  # "departments" whole, bars aligned
             )
             for phase in self.PHASES
         }

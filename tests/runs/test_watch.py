@@ -273,6 +273,8 @@ def test_plot_history_shows_found_and_new_sellers_per_run(srv, admin):
     assert labels == ["sellers found", "new sellers"]
     finished = admin.runs().query("status in ('completed', 'failed', 'cancelled')")
     assert len(ax.get_lines()[0].get_xdata()) == len(finished) > 0
+    fig.canvas.draw()  # the legend stands beside the axes, never over a run's point
+    assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
 
 
 def test_cli_lists_runs_and_watches_one(srv, admin, tmp_path, capsys):
