@@ -44,11 +44,14 @@ origin system's grid is used this way) and sends one custom message per gesture,
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anywidget
 import ipywidgets as widgets
 import traitlets
+
+from .theme import GRID_CSS, THEME_VARIABLES
 
 __all__ = ["GridPainter"]
 
@@ -108,6 +111,60 @@ function rowAt(grid, event) {
   const hit = grid.hitTest(event.clientX, event.clientY);
   if (!hit || hit.region !== 'body' || hit.row < 0) return null;
   return { row: hit.row, top: event.clientY - hit.y, height: hit.height };
+}
+
+// The clipboard: the async API where the page may use it, else a hidden textarea and
+// execCommand (a page served over plain http from another host has no async API).
+function copyText(text) {
+  const fallback = () => {
+    const area = document.createElement('textarea');
+    area.value = text;
+    area.style.cssText = 'position:fixed;left:-9999px;top:0;opacity:0';
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand('copy'); } finally { area.remove(); }
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).catch(fallback);
+  } else {
+    fallback();
+  }
+}
+
+// JupyterLab's theme, as resolved colours: sent on render and on every theme change.
+const THEME_VARIABLES = __THEME_VARIABLES__;
+function themeColours() {
+  const probe = document.createElement('span');
+  probe.style.display = 'none';
+  document.body.appendChild(probe);
+  const out = {};
+  for (const name of THEME_VARIABLES) {
+    probe.style.color = '';
+    probe.style.color = `var(${name})`;
+    const value = getComputedStyle(probe).color;
+    if (getComputedStyle(document.body).getPropertyValue(name).trim()) out[name] = value;
+  }
+  probe.remove();
+  const flag = document.body.dataset.jpThemeLight;
+  return { vars: out, light: flag === undefined ? null : flag === 'true' };
+}
+
+function followTheme(model) {
+  let last = '';
+  const send = () => {
+    const theme = themeColours();
+    const key = JSON.stringify(theme);
+    if (key === last) return;
+    last = key;
+    model.send({ event: 'theme', ...theme });
+  };
+  send();
+  const observer = new MutationObserver(() => setTimeout(send, 50));
+  observer.observe(document.body, { attributes: true,
+    attributeFilter: ['data-jp-theme-light', 'data-jp-theme-name', 'class'] });
+  // The theme's stylesheet may land after the attribute changes: look again.
+  const slow = setInterval(send, 2000);
+  return () => { observer.disconnect(); clearInterval(slow); };
 }
 
 function attachHands(view, model) {
@@ -177,7 +234,6 @@ function attachHands(view, model) {
     event.stopPropagation();
   };
   el.addEventListener('mousedown', (event) => {
-    popup.style.display = 'none';
     if (event.button !== 2) {
       grid.node.focus({ preventScroll: true });
       return;
@@ -197,42 +253,81 @@ function attachHands(view, model) {
     event.stopPropagation();
   }, true);
 
+  // The hover card: only after the pointer rests on a row (600 ms), never in the
+  // second after a click, a drag or a wheel (it would cover what was just clicked),
+  // placed beside the pointer so it covers neither the row nor the rows below it.
   let hoverTimer = 0;
   let hoverRow = null;
+  let quietUntil = 0;
+  const hideHover = (quiet) => {
+    clearTimeout(hoverTimer);
+    hoverRow = null;
+    popup.style.display = 'none';
+    if (quiet) quietUntil = Date.now() + 1200;
+  };
+  el.addEventListener('mousedown', () => hideHover(true), true);
+  el.addEventListener('wheel', () => hideHover(true), { capture: true, passive: true });
   el.addEventListener('mousemove', (event) => {
     if (event.buttons) return;
     clearTimeout(hoverTimer);
     const x = event.clientX, y = event.clientY;
+    const spotNow = rowAt(grid, event);
+    if (!spotNow || spotNow.row !== hoverRow) popup.style.display = 'none';
     hoverTimer = setTimeout(() => {
+      if (Date.now() < quietUntil) return;
       const spot = rowAt(grid, { clientX: x, clientY: y });
       if (!spot) { popup.style.display = 'none'; hoverRow = null; return; }
       if (spot.row === hoverRow && popup.style.display !== 'none') return;
       hoverRow = spot.row;
       popup.dataset.x = x; popup.dataset.y = y;
       model.send({ event: 'hover', row: spot.row });
-    }, 250);
+    }, 600);
   });
-  el.addEventListener('mouseleave', () => {
-    clearTimeout(hoverTimer);
-    hoverRow = null;
-    popup.style.display = 'none';
-  });
+  el.addEventListener('mouseleave', () => hideHover(false));
   model.on('msg:custom', (content) => {
-    if (content.event === 'hover' && content.row === hoverRow) {
+    if (content.event === 'hover' && content.row === hoverRow && Date.now() >= quietUntil) {
       popup.innerHTML = content.html;
-      const x = Number(popup.dataset.x), y = Number(popup.dataset.y);
-      popup.style.left = Math.min(x + 16, window.innerWidth - 580) + 'px';
-      popup.style.top = (y + 18) + 'px';
       popup.style.display = content.html ? 'block' : 'none';
+      const x = Number(popup.dataset.x), y = Number(popup.dataset.y);
+      const w = popup.offsetWidth, h = popup.offsetHeight;
+      // Right of the pointer, its top level with the pointer's row; to the left when
+      // there is no room on the right; kept on screen.
+      let left = x + 28;
+      if (left + w > window.innerWidth - 8) left = Math.max(8, x - 28 - w);
+      const top = Math.max(8, Math.min(y - 10, window.innerHeight - h - 8));
+      popup.style.left = left + 'px';
+      popup.style.top = top + 'px';
     } else if (content.event === 'painted') {
       layer.textContent = '';
+    } else if (content.event === 'clipboard') {
+      copyText(content.text);
     }
   });
+  // A header click sorts (again: the other way; Shift adds a key) and selects nothing;
+  // the resize border and ipydatagrid's filter icon at the right keep their jobs.
+  el.addEventListener('mousedown', (event) => {
+    if (event.button !== 0) return;
+    const hit = grid.hitTest(event.clientX, event.clientY);
+    if (!hit || hit.region !== 'column-header' || hit.column < 0) return;
+    if (hit.x < 8 || hit.x > hit.width - 24) return;
+    let name = null;
+    try {
+      name = grid.dataModel.metadata('column-header', 0, hit.column).name;
+    } catch (error) {
+      name = null;
+    }
+    if (!name) return;
+    event.preventDefault();
+    event.stopPropagation();
+    grid.node.focus({ preventScroll: true });
+    model.send({ event: 'sort', column: String(name), add: event.shiftKey });
+  }, true);
   el.addEventListener('keydown', (event) => {
     const accel = event.ctrlKey || event.metaKey;
     let key = null;
     if (accel && !event.shiftKey && (event.key === 'a' || event.key === 'A')) key = 'select-all';
     else if (accel && !event.shiftKey && (event.key === 'z' || event.key === 'Z')) key = 'undo';
+    else if (accel && !event.shiftKey && (event.key === 'c' || event.key === 'C')) key = 'copy';
     else if (!accel && (event.key === 'Delete' || event.key === 'Backspace')) key = 'delete';
     if (!key) return;
     event.preventDefault();
@@ -270,6 +365,7 @@ export default {
     // The grid's view is created just before this one (it comes first in the same box);
     // the later looks cover a grid view that finished rendering after this one.
     let alive = true;
+    const unfollow = followTheme(model);
     const timers = [0, 300, 1500].map((delay) => setTimeout(async () => {
       if (!alive) return;
       const wrapped = await wrapViews(model);
@@ -280,6 +376,7 @@ export default {
     }, delay));
     return () => {
       alive = false;
+      unfollow();
       timers.forEach(clearTimeout);
     };
   },
@@ -290,7 +387,8 @@ export default {
 class GridPainter(anywidget.AnyWidget):
     """Hidden helper that makes the browser paint one grid column per copy (see above)."""
 
-    _esm = _ESM
+    _esm = _ESM.replace("__THEME_VARIABLES__", json.dumps(list(THEME_VARIABLES)))
+    _css = GRID_CSS
     grid_id = traitlets.Unicode("").tag(sync=True)
     batched = traitlets.Int(0).tag(sync=True)  # grid views wrapped in the browser
     hands = traitlets.Bool(True).tag(sync=True)  # listen for drags, hovers and keys

@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -81,20 +81,25 @@ import pyarrow as pa
 from ipydatagrid import StreamingDataGrid, TextRenderer, VegaExpr
 from traitlets import observe
 
+from ..cache.filters import SellerFilter
 from ..errors import ConfigError, MutationError, SellerbenchError
 from .actionbox import ActionBox
-from .actions import GridActions, _ago, _detail_html, _serialized
+from .actions import COPY_LIMIT, GridActions, _ago, _detail_html, _serialized
 from .painter import GridPainter
 from .profiles import ProfileStrip
+from .state import STATIC_ROWS, check_state, static_html
+from .theme import Palette
 from .viewport import COLUMNS, FLAGGED_CHOICES, Column, Viewport, merge_ranges, runs_of
+from .watch import CacheWatcher
 
 if TYPE_CHECKING:
     from ..workbench import Workbench
 
 __all__ = ["SellersDataGrid", "SellersGrid"]
 
-FLAGGED_COLOUR = "#ffd9d6"
-PENDING_COLOUR = "#fff2c2"
+LIGHT = Palette.from_css()  # until the browser tells the theme (theme.py)
+FLAGGED_COLOUR, PENDING_COLOUR = LIGHT.flagged, LIGHT.pending
+WATCH_INTERVAL_S = 2.0  # how often the cache's files are looked at (watch.py)
 # Widest content expected (a name is cut with an ellipsis; an id is 36 characters).
 COLUMN_WIDTHS = {"Name": 220, "Platform": 80, "Times seen": 60, "Flagged": 60, "Pending": 80,
                  "First seen run": 100, "Last seen run": 100, "Updated": 124, "Id": 270}
@@ -133,12 +138,6 @@ def _columns(chosen: Sequence[str | Column]) -> list[Column]:
     if len({c.label for c in out}) != len(out):
         raise ConfigError("each column may be shown once")
     return out
-# The row colour reads other cells of the same row; "..." is what a row not yet loaded shows.
-ROW_COLOUR = (
-    f"cell.metadata.data['Flagged'] == 'yes' ? '{FLAGGED_COLOUR}' : "
-    f"(cell.metadata.data['Pending'] != '' && cell.metadata.data['Pending'] != '...' "
-    f"? '{PENDING_COLOUR}' : default_value)"
-)
 PIN_LIMIT = 200_000  # a select-all of more rows is kept as "every row", not as ids
 
 
@@ -305,10 +304,14 @@ class SellersGrid(GridActions, widgets.VBox):
         columns: Sequence[Column | str] | None = None,
         debounce_ms: int = 40,
         profiles: bool = True,
+        state: Mapping[str, Any] | None = None,
     ) -> None:
+        state = check_state(state) if state is not None else None
         self.wb = wb
         self._lock = threading.RLock()  # see _serialized
         self.confirm_delete_above = confirm_delete_above
+        if state is not None and state.get("columns"):
+            columns = state["columns"]
         chosen = _columns(columns) if columns else [
             c for c in COLUMNS if show_ids or c.label != "Id"]
         self.viewport = Viewport(wb.store, columns=chosen)
@@ -317,6 +320,8 @@ class SellersGrid(GridActions, widgets.VBox):
         self._pinned: pa.Array | str | None = None  # selected ids kept across a refresh
         self._events = 0
         self._detail_id: str | None = None
+        self._error_what: str | None = None  # what the error shown is about
+        self.palette = LIGHT
         self._build_controls()
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
@@ -326,6 +331,7 @@ class SellersGrid(GridActions, widgets.VBox):
                                      enabled=profiles)
         self.profiles.widths = dict(self.datagrid.column_widths)
         self.profiles.on_error = self._show_error
+        self.datagrid.observe(self._on_widths, "column_widths")
         body = widgets.VBox([self.profiles, self.datagrid, self.painter],
                             layout=widgets.Layout(width="100%"))
         super().__init__([self.toolbar, self.actions_bar, self.column_bar, self.message_bar,
@@ -336,6 +342,10 @@ class SellersGrid(GridActions, widgets.VBox):
         self.profiles.refresh(deferred=True)  # after the first rows are answered
         self._closed = False
         wb.subscribe(self._on_event)
+        self.watcher = CacheWatcher(wb.store, self._external_change, interval=WATCH_INTERVAL_S)
+        if state is not None:
+            self.state = state
+        self.watcher.start()
 
     # -- building ------------------------------------------------------------------
 
@@ -385,6 +395,9 @@ class SellersGrid(GridActions, widgets.VBox):
             "all": self._button("Select all", "select-all", self.select_all,
                                 "select every row shown (Ctrl+A in the grid)"),
             "none": self._button("Clear", "clear", self.clear_selection, "select nothing"),
+            "copy": self._button("Copy", "copy", self.copy_selection,
+                                 f"copy the selected sellers with a header row and their ids "
+                                 f"(Ctrl+C in the grid; up to {COPY_LIMIT:,})"),
             "columns": self._button("Columns", "columns", self._toggle_column_bar,
                                     "choose the columns shown"),
         }
@@ -393,7 +406,7 @@ class SellersGrid(GridActions, widgets.VBox):
         self.toolbar = widgets.HBox(
             [self.search, self.flagged_filter, self.where_box, b["columns"]], layout=row)
         self.actions_bar = widgets.HBox(
-            [b["all"], b["none"], b["flag"], b["unflag"], self.rename_text, b["delete"],
+            [b["all"], b["none"], b["copy"], b["flag"], b["unflag"], self.rename_text, b["delete"],
              b["undo"], b["sync"]], layout=row)
         self.column_toggles = {
             c.label: widgets.ToggleButton(description=c.label,
@@ -414,34 +427,42 @@ class SellersGrid(GridActions, widgets.VBox):
         no.on_click(lambda _b: self._hide_confirm())
         self.confirm_bar = widgets.HBox([self.confirm_text, yes, no],
                                         layout=widgets.Layout(display="none"))
-        self.message = widgets.HTML()
+        self.message = widgets.HTML(layout=widgets.Layout(overflow="hidden"))
         self.message.add_class("sellerbench-message")
         # One line that always takes its height: a message or a question never moves the
-        # grid down, and a new message replaces the last one.
+        # grid down, and a new message replaces the last one. The question (Delete?) takes
+        # the whole line while it is asked: the message steps aside, never squeezing it.
         self.message_bar = widgets.HBox(
             [self.message, self.confirm_bar],
             layout=widgets.Layout(height="32px", align_items="center", overflow="hidden"))
         self.status_line = widgets.HTML()
         self.status_line.add_class("sellerbench-status")
-        # Below the grid, full width, fixed height: the output never grows with a seller.
+        # Below the grid, full width, as tall as its content: every field in sight, no
+        # inner scroll (the grid above it never moves).
         self.detail = widgets.HTML(layout=widgets.Layout(
-            width="100%", height="150px", overflow="auto", padding="4px 0 0 0"))
+            width="100%", min_height="40px", padding="4px 0 0 0"))
         self.detail.add_class("sellerbench-detail")
 
     def _build_datagrid(self, columns: Sequence[Column], height: str,
                         debounce_ms: int) -> SellersDataGrid:
+        palette = self.palette
         grid = SellersDataGrid(
             self.viewport,
             lock=self._lock,
             debounce_delay=debounce_ms,
-            default_renderer=TextRenderer(background_color=VegaExpr(ROW_COLOUR)),
+            default_renderer=TextRenderer(
+                background_color=VegaExpr(palette.row_colour([c.label for c in columns])),
+                text_color=palette.text),
+            header_renderer=TextRenderer(background_color=palette.header_background,
+                                         text_color=palette.header_text),
+            grid_style=palette.grid_style(),
             column_widths=self._widths(columns),
             base_row_header_size=72,
             layout=widgets.Layout(height=height, flex="1 1 auto"),
         )
         grid.prepare = self._prepare
         grid.after_reply = lambda: self.profiles.kick()
-        grid.on_transforms = lambda t: self._reorder(lambda: self.viewport.set_transforms(t))
+        grid.on_transforms = self._header_transforms
         grid.on_error = self._show_error
         grid.observe(self._on_selections, "selections")
         grid.add_class("sellerbench-datagrid")
@@ -603,9 +624,14 @@ class SellersGrid(GridActions, widgets.VBox):
         chosen = _columns(labels)
         with self._lock:
             self._pin()
+            known = dict(self.datagrid.column_widths)  # a width the analyst set stays
             self.viewport.set_columns(chosen)
-            self.datagrid.column_widths = self._widths(chosen)
+            widths = self._widths(chosen)
+            self.datagrid.column_widths = {k: known.get(k, v) for k, v in widths.items()}
+            # The row colour reads only columns shown (theme.py: row_colour).
+            self._apply_palette()
             self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
+            self.datagrid._transforms = self._transforms()  # header filters of shown columns
             self._prepare()
             self.datagrid.tick()
             self.profiles.widths = dict(self.datagrid.column_widths)
@@ -613,6 +639,134 @@ class SellersGrid(GridActions, widgets.VBox):
             self.profiles.refresh()
             for label, toggle in self.column_toggles.items():
                 toggle.value = label in self.viewport._by_label
+
+    def _header_transforms(self, transforms: list[dict[str, Any]]) -> None:
+        """Transforms from the header's menu: a sort chosen there replaces the sort keys
+        (as a plain header click does), filters are ANDed; the header is then told the
+        keys, so its arrow is on the sorted column and on no other."""
+        keys = self.viewport.sort_keys
+        sorts = [(t["column"], bool(t.get("desc", False))) for t in transforms
+                 if t.get("type") == "sort" and t.get("column") in self.viewport._by_label]
+        if sorts and sorts != keys:
+            new = [k for k in sorts if k not in keys]
+            sorts = new[-1:] or sorts[-1:]
+        filters = [t for t in transforms if t.get("type") != "sort"]
+        adopted = [*({"type": "sort", "column": k, "desc": d} for k, d in sorts), *filters]
+        self._reorder(lambda: self.viewport.set_transforms(adopted))
+        wanted = self._transforms()
+        if list(transforms) != wanted:
+            self.datagrid._transforms = wanted
+
+    def _on_widths(self, change: dict[str, Any]) -> None:
+        """The analyst resized a column (the browser syncs the widths): the profile strip
+        follows."""
+        self.profiles.widths = dict(change["new"] or {})
+
+    # -- theme --------------------------------------------------------------------------
+
+    def set_theme(self, variables: Mapping[str, str] | None = None,
+                  light: bool | None = None) -> None:
+        """Take JupyterLab's theme (its CSS variables, resolved; the browser sends them on
+        render and on every theme change): the canvas's colours follow (theme.py)."""
+        palette = Palette.from_css(dict(variables or {}), light)
+        with self._lock:
+            if palette == self.palette:
+                return
+            self.palette = palette
+            self._apply_palette()
+
+    def _apply_palette(self) -> None:
+        palette, grid = self.palette, self.datagrid
+        renderer = grid.default_renderer
+        old = renderer.background_color
+        renderer.background_color = VegaExpr(palette.row_colour(self.columns))
+        renderer.text_color = palette.text
+        if isinstance(old, VegaExpr):
+            old.close()
+        if grid.header_renderer is not None:
+            grid.header_renderer.background_color = palette.header_background
+            grid.header_renderer.text_color = palette.header_text
+        grid.grid_style = palette.grid_style()
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The grid's state as data (state.py): filters, sort, columns, widths and the
+        selected ids. ``wb.grid(state=...)`` or ``grid.state = ...`` gives it back."""
+        with self._lock:
+            v = self.viewport
+            return {
+                "version": 1, "search": v.search, "flagged": v.flagged,
+                "where": v.where_text or "",
+                "sort": [[k, d] for k, d in v.sort_keys],
+                "header_filters": [dict(t) for t in v.header_filters],
+                "picks": dict(v.picks), "columns": self.columns,
+                "widths": {k: int(w) for k, w in self.datagrid.column_widths.items()},
+                "selection": self.selected_ids,
+            }
+
+    @state.setter
+    def state(self, state: Mapping[str, Any]) -> None:
+        state = check_state(state)
+        with self._lock:
+            if "columns" in state and state["columns"] != self.columns:
+                self.columns = state["columns"]
+            if "widths" in state:
+                widths = dict(self.datagrid.column_widths)
+                widths.update({k: v for k, v in state["widths"].items() if k in widths})
+                self.datagrid.column_widths = widths
+            if "where" in state:
+                self.set_where(state["where"])
+            if "search" in state:
+                self.set_search(state["search"])
+            if "flagged" in state:
+                self.set_flagged_filter(state["flagged"])
+            if "picks" in state:
+                self._set_picks(state["picks"])
+            if "header_filters" in state or "sort" in state:
+                filters = state.get("header_filters", self.viewport.header_filters)
+                sort = [tuple(k) for k in state.get("sort", self.viewport.sort_keys)]
+                sorts = [{"type": "sort", "column": k, "desc": d} for k, d in sort]
+                for t in sorts + filters:
+                    self.viewport.column(t.get("column", ""))
+                self._reorder(lambda: self.viewport.set_transforms([*sorts, *filters]))
+                self.datagrid._transforms = self._transforms()
+            if "selection" in state:
+                self.select_ids(state["selection"])
+
+    def _set_picks(self, picks: Mapping[str, str]) -> None:
+        for label in list(self.viewport.picks):
+            self.viewport.set_pick(label, None)
+        for label, clause in picks.items():
+            if not isinstance(clause, str):
+                raise ConfigError(f"grid state 'picks' maps a column to a predicate, "
+                                  f"not {clause!r}")
+            self.viewport.column(label)
+            checked = SellerFilter(where=clause)  # checked and bound as the where box is
+            with self.wb.store.connect() as con:
+                checked.check(con)
+            self.viewport.set_pick(label, checked.where)
+        self.profiles.picked = list(self.viewport.picks)
+        self._reorder(lambda: None)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget, plus a static picture in ``text/html`` (first rows and the filter
+        as text) for where no kernel runs: nbconvert HTML, a notebook viewer."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not isinstance(bundle, dict):
+            return bundle
+        try:
+            with self._lock:
+                self._prepare()
+                rows = self.viewport.page(0, STATIC_ROWS - 1)
+                sort = ", ".join(f"{k} {'descending' if d else 'ascending'}"
+                                 for k, d in self.viewport.sort_keys)
+                picture = static_html(rows, where_sql=self.where_sql, status=self.status,
+                                      sort=sort)
+        except SellerbenchError as exc:
+            picture = f"<i>Sellers grid (no picture: {html.escape(str(exc))})</i>"
+        return {**bundle, "text/html": picture}
 
     def _widths(self, columns: Sequence[Column]) -> dict[str, int]:
         """Column widths from the first rows shown (the grid has not drawn yet)."""
@@ -646,20 +800,63 @@ class SellersGrid(GridActions, widgets.VBox):
             return
         self._reorder(lambda: self.viewport.set_flagged(choice))
 
-    def sort_by(self, label: str, descending: bool = False) -> None:
-        """Sort by a column (as clicking its header does)."""
+    def sort_by(self, label: str, descending: bool = False, *, add: bool = False) -> None:
+        """Sort by a column; ``add``: as a further key after the present ones (Shift+click
+        on a header). The header shows the arrow on every sorted column."""
         self.viewport.column(label)
-        self.datagrid._transforms = [{"type": "sort", "column": label, "desc": descending},
-                                     *self.viewport.header_filters]
+        keys = [k for k in self.viewport.sort_keys if k[0] != label] if add else []
+        self._sort_keys([*keys, (label, descending)])
+
+    def header_clicked(self, label: str, add: bool = False) -> None:
+        """A click on a column's header: sort by it, or the other way when it is already
+        the (last) sort key; Shift (``add``) adds it as a further key."""
+        keys = self.viewport.sort_keys
+        current = dict(keys)
+        if add:
+            if label in current:  # the other way, in its place
+                self._sort_keys([(k, not d if k == label else d) for k, d in keys])
+            else:
+                self._sort_keys([*keys, (label, False)])
+        elif keys[0][0] == label and len(keys) == 1:
+            self._sort_keys([(label, not keys[0][1])])
+        else:
+            self._sort_keys([(label, False)])
+
+    def _sort_keys(self, keys: Sequence[tuple[str, bool]]) -> None:
+        for label, _ in keys:
+            self.viewport.column(label)
+        with self._lock:
+            self._reorder(lambda: self.viewport.set_sort(keys[0][0], keys[0][1],
+                                                         then=keys[1:]))
+            self.datagrid._transforms = self._transforms()
+
+    def _transforms(self) -> list[dict[str, Any]]:
+        """The header's transforms for the viewport's state: a sort per key (the arrows),
+        then the header filters."""
+        return [*({"type": "sort", "column": k, "desc": d} for k, d in self.viewport.sort_keys),
+                *self.viewport.header_filters]
 
     # -- live: changes from other cells ------------------------------------------------------
 
-    @_serialized
     def _on_event(self, event: str) -> None:
         """A sync, push or mutation happened (here or in another cell): show it."""
-        self._events += 1
-        # A ChangeEvent names the sellers it touched (None: any row may have changed).
-        self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
+        with self._lock:
+            self._events += 1
+            # A ChangeEvent names the sellers it touched (None: any row may have changed).
+            self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
+        if not getattr(self, "_closed", True):
+            self.watcher.mark()  # told: the watcher need not tell it again (no lock held)
+
+    def _external_change(self) -> None:
+        """The watcher saw another process change the cache: show it, and say so."""
+        if getattr(self, "_closed", True):
+            return
+        with self._lock:
+            self._guard("refresh", lambda: self.refresh())
+            self._guard("refresh", self._prepare)
+            self._update_status()
+            self._show_info("The cache was changed outside this grid (a sync in a terminal "
+                            "or another kernel): showing it.")
 
     @_serialized
     def refresh(self, sellers: Iterable[str] | None = None) -> None:
@@ -724,6 +921,7 @@ class SellersGrid(GridActions, widgets.VBox):
         """Stop following the workbench and close every widget of the grid."""
         if not getattr(self, "_closed", True):  # True: __init__ failed before its widgets
             self._closed = True
+            self.watcher.stop()
             self.wb.unsubscribe(self._on_event)
             self.profiles.enabled = False
             self.viewport.invalidate()  # a read under way is interrupted
