@@ -87,6 +87,8 @@ class GridActions:
 
         def set_theme(self, variables: Any = None, light: bool | None = None) -> None: ...
 
+        def set_widths(self, widths: dict[str, Any]) -> None: ...
+
         _ranges: list[tuple[int, int]]
         _error_what: str | None
 
@@ -228,6 +230,10 @@ class GridActions:
         elif event == "sort":
             label = str(content.get("column"))
             self._guard("sort", lambda: self.header_clicked(label, bool(content.get("add"))))
+        elif event == "widths":
+            widths = content.get("widths")
+            if isinstance(widths, dict):
+                self._guard("resize", lambda: self.set_widths(widths))
         elif event == "theme":
             variables = content.get("vars")
             light = content.get("light")

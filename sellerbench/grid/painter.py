@@ -303,6 +303,29 @@ function attachHands(view, model) {
       copyText(content.text);
     }
   });
+  // A column resized by its header border: the widths go to the kernel (the profile
+  // strip follows them, and they are part of the grid's state). ipydatagrid 1.4 sends
+  // them only in some cases; the grid's own sizes after the drag are the truth.
+  const sendWidths = () => {
+    const widths = {};
+    const count = grid.dataModel ? grid.dataModel.columnCount('body') : 0;
+    for (let i = 0; i < count; i++) {
+      let name = null;
+      try { name = grid.dataModel.metadata('column-header', 0, i).name; } catch (e) { name = null; }
+      if (name) widths[String(name)] = Math.round(grid.columnSize('body', i));
+    }
+    model.send({ event: 'widths', widths });
+  };
+  el.addEventListener('mousedown', (event) => {
+    if (event.button !== 0) return;
+    const hit = grid.hitTest(event.clientX, event.clientY);
+    if (!hit || hit.region !== 'column-header') return;
+    const up = () => {
+      document.removeEventListener('mouseup', up, true);
+      setTimeout(sendWidths, 50);
+    };
+    document.addEventListener('mouseup', up, true);
+  }, true);
   // A header click sorts (again: the other way; Shift adds a key) and selects nothing;
   // the resize border and ipydatagrid's filter icon at the right keep their jobs.
   el.addEventListener('mousedown', (event) => {

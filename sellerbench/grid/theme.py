@@ -147,9 +147,12 @@ class Palette:
         return expr
 
     def grid_style(self) -> dict[str, Any]:
-        """ipydatagrid's ``grid_style`` for this palette."""
+        """ipydatagrid's ``grid_style`` for this palette. No ``background_color``: where
+        it differs from ipydatagrid's own theme colour, ipydatagrid 1.4 drops the cell
+        renderer's background (the flagged and pending tints); the cells are painted by
+        ``row_colour`` instead."""
         return {
-            "void_color": self.background, "background_color": self.background,
+            "void_color": self.background,
             "grid_line_color": self.line, "header_background_color": self.header_background,
             "header_grid_line_color": self.line, "selection_fill_color": self.selection,
             "selection_border_color": self.selection_border,

@@ -322,6 +322,7 @@ class SellersGrid(GridActions, widgets.VBox):
         self._detail_id: str | None = None
         self._error_what: str | None = None  # what the error shown is about
         self.palette = LIGHT
+        self._row_colour_after: str | None = None  # a row colour for the next schema
         self._build_controls()
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
@@ -461,7 +462,7 @@ class SellersGrid(GridActions, widgets.VBox):
             layout=widgets.Layout(height=height, flex="1 1 auto"),
         )
         grid.prepare = self._prepare
-        grid.after_reply = lambda: self.profiles.kick()
+        grid.after_reply = self._after_reply
         grid.on_transforms = self._header_transforms
         grid.on_error = self._show_error
         grid.observe(self._on_selections, "selections")
@@ -625,11 +626,18 @@ class SellersGrid(GridActions, widgets.VBox):
         with self._lock:
             self._pin()
             known = dict(self.datagrid.column_widths)  # a width the analyst set stays
+            before = set(self.columns)
             self.viewport.set_columns(chosen)
             widths = self._widths(chosen)
             self.datagrid.column_widths = {k: known.get(k, v) for k, v in widths.items()}
-            # The row colour reads only columns shown (theme.py: row_colour).
-            self._apply_palette()
+            # The row colour reads only columns the browser holds (theme.py: row_colour):
+            # a colour that reads fewer columns goes before the new schema, one that reads
+            # a column shown again goes once the browser asks for rows of the new schema.
+            self._row_colour_after = None
+            if {"Flagged", "Pending"} & set(self.columns) <= before:
+                self._apply_palette()
+            else:
+                self._row_colour_after = self.palette.row_colour(self.columns)
             self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
             self.datagrid._transforms = self._transforms()  # header filters of shown columns
             self._prepare()
@@ -647,7 +655,9 @@ class SellersGrid(GridActions, widgets.VBox):
         keys = self.viewport.sort_keys
         sorts = [(t["column"], bool(t.get("desc", False))) for t in transforms
                  if t.get("type") == "sort" and t.get("column") in self.viewport._by_label]
-        if sorts and sorts != keys:
+        if sorts and set(sorts) <= set(keys[:1]):
+            sorts = keys  # ours, echoed (the header holds the first key only)
+        elif sorts:
             new = [k for k in sorts if k not in keys]
             sorts = new[-1:] or sorts[-1:]
         filters = [t for t in transforms if t.get("type") != "sort"]
@@ -656,6 +666,17 @@ class SellersGrid(GridActions, widgets.VBox):
         wanted = self._transforms()
         if list(transforms) != wanted:
             self.datagrid._transforms = wanted
+
+    def set_widths(self, widths: Mapping[str, Any]) -> None:
+        """Column widths in pixels (as a drag on a header border sets them); unknown
+        columns are ignored, a width is kept between 20 and 2000."""
+        with self._lock:
+            current = dict(self.datagrid.column_widths)
+            for label, width in widths.items():
+                if label in current and isinstance(width, int | float):
+                    current[label] = int(min(max(width, 20), 2000))
+            if current != self.datagrid.column_widths:
+                self.datagrid.column_widths = current
 
     def _on_widths(self, change: dict[str, Any]) -> None:
         """The analyst resized a column (the browser syncs the widths): the profile strip
@@ -675,14 +696,21 @@ class SellersGrid(GridActions, widgets.VBox):
             self.palette = palette
             self._apply_palette()
 
+    def _after_reply(self) -> None:
+        """Rows went to the browser (of its present schema): a row colour waiting for
+        that schema goes now; the profiles may start."""
+        if self._row_colour_after is not None:
+            self.datagrid.default_renderer.background_color.value = self._row_colour_after
+            self._row_colour_after = None
+        self.profiles.kick()
+
     def _apply_palette(self) -> None:
         palette, grid = self.palette, self.datagrid
         renderer = grid.default_renderer
-        old = renderer.background_color
-        renderer.background_color = VegaExpr(palette.row_colour(self.columns))
+        # The same VegaExpr, a new value: one state message, applied in order.
+        renderer.background_color.value = palette.row_colour(self.columns)
+        self._row_colour_after = None
         renderer.text_color = palette.text
-        if isinstance(old, VegaExpr):
-            old.close()
         if grid.header_renderer is not None:
             grid.header_renderer.background_color = palette.header_background
             grid.header_renderer.text_color = palette.header_text
@@ -831,9 +859,11 @@ class SellersGrid(GridActions, widgets.VBox):
             self.datagrid._transforms = self._transforms()
 
     def _transforms(self) -> list[dict[str, Any]]:
-        """The header's transforms for the viewport's state: a sort per key (the arrows),
-        then the header filters."""
-        return [*({"type": "sort", "column": k, "desc": d} for k, d in self.viewport.sort_keys),
+        """The header's transforms for the viewport's state: the first sort key (the arrow;
+        ipydatagrid's header holds one sort, further keys are the kernel's alone and
+        the status line names them), then the header filters."""
+        label, descending = self.viewport.sort
+        return [{"type": "sort", "column": label, "desc": descending},
                 *self.viewport.header_filters]
 
     # -- live: changes from other cells ------------------------------------------------------
@@ -884,6 +914,10 @@ class SellersGrid(GridActions, widgets.VBox):
                  else f"{c['shown']:,} shown of {c['total']:,} sellers",
                  f"{c['flagged']:,} flagged", f"{c['pending']:,} pending",
                  "synced " + _ago(c["last_synced"]) if c["last_synced"] else "never synced"]
+        keys = self.viewport.sort_keys
+        if len(keys) > 1:  # the header's arrow shows the first key only
+            parts.append("sorted by " + ", then ".join(
+                f"{k} {'↓' if d else '↑'}" for k, d in keys))
         selected = sum(b - a + 1 for a, b in self._ranges)
         if selected:
             parts.append(f"{selected:,} selected")
