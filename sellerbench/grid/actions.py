@@ -19,7 +19,7 @@ import functools
 import html
 import io
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +87,7 @@ class GridActions:
 
         def set_theme(self, variables: Any = None, light: bool | None = None) -> None: ...
 
-        def set_widths(self, widths: dict[str, Any]) -> None: ...
+        def set_widths(self, widths: Mapping[str, Any]) -> None: ...
 
         _ranges: list[tuple[int, int]]
         _error_what: str | None

@@ -34,10 +34,18 @@ origin system's grid is used this way) and sends one custom message per gesture,
   ``{event: "paint", rows, first}``; the kernel flags them, or unflags them when ``first``
   is flagged (the browser cannot know the flag of a row it has not drawn). The context
   menu and Lumino's own selection never see the right button.
-- hover (250 ms still): ``{event: "hover", row}``; the kernel answers with the seller's
-  details, shown in a popup by the pointer.
+- hover (600 ms still, never within 1.2 s of a click, drag or wheel):
+  ``{event: "hover", row}``; the kernel answers with the row as the grid shows it,
+  in a card beside the pointer (not over it, nor over the rows under it).
 - keys in the grid: Ctrl+A (``select-all``: every seller under the filter, not only the
-  rows drawn), Ctrl+Z (``undo``), Delete (``delete``: asks first). The grid's element
+  rows drawn), Ctrl+Z (``undo``), Ctrl+C (``copy``: the kernel answers with the text,
+  written to the clipboard here), Delete (``delete``: asks first).
+- a click in a column header (not on its resize border nor on ipydatagrid's filter
+  icon): ``{event: "sort", column, add}`` (``add``: Shift held); Lumino never sees it, so
+  it selects nothing. After a drag in the header, the columns' widths as drawn
+  (``{event: "widths"}``): ipydatagrid 1.4 does not always send a resize.
+- the theme: JupyterLab's CSS variables resolved to colours (``{event: "theme"}``), on
+  render and whenever the body's theme attributes change (theme.py). The grid's element
   carries ``data-lm-suppress-shortcuts`` so JupyterLab's notebook shortcuts (Ctrl+A
   selects every cell, Z undoes a cell action) leave these keys to the grid.
 """
