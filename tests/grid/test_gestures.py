@@ -324,3 +324,20 @@ def test_the_static_picture_shows_rows_and_filter(grid: SellersGrid) -> None:
     picture = bundle["text/html"]
     assert "(times_seen &gt;= 5)" in picture and "Seller 000005" in picture
     assert "Seller 000001" not in picture and "Times seen" in picture
+
+
+def test_nbconvert_html_of_a_saved_notebook_shows_the_picture(grid: SellersGrid) -> None:
+    """A notebook saved without widget state (JupyterLab's default), converted with
+    nbconvert: the grid's output is its static picture, not an empty box."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    grid.set_where("times_seen = 6")
+    bundle = grid._repr_mimebundle_()
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("grid")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    notebook.cells = [cell]
+    page, _ = HTMLExporter().from_notebook_node(notebook)
+    assert "(times_seen = 6)" in page and "Seller 000006" in page and "Seller 000013" in page
+    assert "Seller 000001" not in page
