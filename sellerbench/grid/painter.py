@@ -28,7 +28,7 @@ grid paints as before; ``GridPainter.batched`` counts the grid views it wrapped
 
 The analyst's hands: having found the grid's view, the painter also listens on it (the
 origin system's grid is used this way) and sends one custom message per gesture, which
-``SellersGrid`` (``gridactions.py``) acts on through the mutation queue:
+``SellersGrid`` (``actions.py``) acts on through the mutation queue:
 
 - right-button drag: the rows passed are banded at once and sent on release as
   ``{event: "paint", rows, first}``; the kernel flags them, or unflags them when ``first``

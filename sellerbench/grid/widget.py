@@ -6,15 +6,17 @@ profiles, detail panel) around ``SellersDataGrid``, an ipydatagrid ``StreamingDa
 whose rows come from a ``Viewport`` (``viewport.py``: SQL filters over the cache, an
 Arrow snapshot, pages as slices). Around it:
 
-- ``gridinput.ActionBox``: the search, where and name boxes. Enter or the box's button
+- ``actionbox.ActionBox``: the search, where and name boxes. Enter or the box's button
   sends the text typed *with* the action, read from the input at that instant; an
   ipywidgets ``Text`` syncs its value as a state update the browser may hold back
   behind an unanswered one, so a click could act on a prefix of the name.
-- ``gridpaint.GridPainter``: paints a column per copy, and reports right-drags, hovers
-  and keys (Ctrl+A, Ctrl+Z, Delete) from the grid's element.
+- ``painter.GridPainter``: paints a column per copy, and reports right-drags, hovers,
+  header clicks, column widths, the theme and keys (Ctrl+A, Ctrl+C, Ctrl+Z, Delete).
 - ``profiles.ProfileStrip``: a histogram or top values above each column, computed by
   DuckDB over the snapshot on a worker thread; a click filters the grid (cross-filter).
-- ``gridactions.GridActions``: what the toolbar, the keys and the drags do.
+- ``actions.GridActions``: what the toolbar, the keys and the drags do.
+- ``layout.GridLayout``: sort keys, widths, the theme (``theme.py``) and ``grid.state``
+  (``state.py``); ``watch.CacheWatcher`` notices changes made by other processes.
 
 The grid's state as SQL: ``grid.where_sql`` is every filter (search, flagged filter,
 header filters, profile clicks, where box) as one predicate over the
@@ -50,7 +52,7 @@ How the streaming grid is used, and the defects of ipydatagrid 1.4 worked around
 Painting: Lumino's DataGrid copies every cell from its off-screen buffer to the screen
 one by one, which a software-drawn canvas (headless Chromium) pays for with a copy of
 the whole buffer per cell: ~270 ms per frame here, two frames per jump. ``GridPainter``
-(``gridpaint.py``), hidden next to the grid, makes the browser copy one strip per column
+(``painter.py``), hidden next to the grid, makes the browser copy one strip per column
 instead (the same pixels, ~7 copies a frame instead of ~136).
 
 Selections are row ranges in the grid's current order. ``SellersGrid.selected_ids``
@@ -359,7 +361,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         return button
 
     def _build_controls(self) -> None:
-        # Text boxes whose Enter/button sends the text typed with it (gridinput.py): an
+        # Text boxes whose Enter/button sends the text typed with it (actionbox.py): an
         # action never reads a value the browser has not finished sending.
         self.search = ActionBox(
             placeholder="search name, id or platform id ⏎", width="230px",
