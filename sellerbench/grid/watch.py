@@ -9,7 +9,8 @@ DuckDB file; the workbench of this kernel is not told. The grid polls instead:
   checkpoints (``sync_state``), the newest queued change and the pending count, and the
   seller count. A checkpoint of the WAL into the file (DuckDB does it when the last
   connection closes) changes the files but not the version: no refresh for it.
-- a new version calls ``on_change()`` (the grid re-reads its rows and says so).
+- a new version still unmarked at the next poll calls ``on_change()`` (the grid
+  re-reads its rows and says so): a change is shown 2 to 4 s after it was written.
 
 The grid calls ``mark()`` after a change it was told about (its own flag, a sync in this
 kernel), so it does not count it a second time. A busy or missing cache is tried again
@@ -60,6 +61,7 @@ class CacheWatcher:
         self._stop = threading.Event()
         self._files: tuple[Any, ...] | None = None
         self._version: tuple[Any, ...] | None = None
+        self._candidate: tuple[Any, ...] | None = None  # a new version seen once
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -74,6 +76,7 @@ class CacheWatcher:
     def mark(self) -> None:
         """The cache as it is now is known (a change this kernel was told about)."""
         self._files = _files(Path(self.store.path))
+        self._candidate = None
         try:
             self._version = self._read_version()
         except (SellerbenchError, OSError):
@@ -85,18 +88,28 @@ class CacheWatcher:
         return tuple(row) if row else ()
 
     def check(self) -> bool:
-        """One poll: True when another process changed the cache (``on_change`` called)."""
-        files = _files(Path(self.store.path))
-        if files == self._files:
-            return False
+        """One poll: True when another process changed the cache (``on_change`` called).
+
+        A new version is acted on only when the next poll still sees it unmarked: a
+        change of this kernel is written before the grid is told (and marks it), and a
+        poll in between must not take it for another process's (that would re-read
+        every row instead of the changed ones)."""
+        if self._candidate is None:
+            files = _files(Path(self.store.path))
+            if files == self._files:
+                return False
+            self._files = files
         try:
             version = self._read_version()
         except (SellerbenchError, OSError):
             return False  # busy (another process writes): the next tick looks again
-        self._files = files
         if version == self._version:
-            return False  # a checkpoint, or a read that touched the files
-        self._version = version
+            self._candidate = None
+            return False  # a checkpoint, a read that touched the files, or marked
+        if version != self._candidate:
+            self._candidate = version  # seen once: looked at again next tick
+            return False
+        self._version, self._candidate = version, None
         self.changes += 1
         self.on_change()
         return True

@@ -217,7 +217,13 @@ def test_a_change_by_another_process_is_noticed(grid: SellersGrid,
     watcher.stop()  # polled by hand here: no timing
     assert watcher.check() is False
     offline_wb.flag(["id-000001"])  # this kernel: the grid was told, the watcher not again
+    assert watcher.check() is False and watcher.check() is False
+    # A poll between this kernel's write and the grid being told does not count it.
+    mutations.flag(offline_wb.store, ["id-000004"], True)  # written, not told yet
     assert watcher.check() is False
+    grid.refresh(["id-000004"])  # what the grid does when told ...
+    grid.watcher.mark()  # ... and then
+    assert watcher.check() is False and watcher.changes == 0
     flagged = grid.viewport.status()["flagged"]
     subprocess.run(
         [sys.executable, "-c",
@@ -225,6 +231,7 @@ def test_a_change_by_another_process_is_noticed(grid: SellersGrid,
          "from sellerbench.changes import mutations; "
          "mutations.flag(Store(sys.argv[1]), ['id-000002'], True)",
          str(offline_wb.store.path)], check=True, timeout=60)
+    assert watcher.check() is False  # seen once: the next poll confirms it
     assert watcher.check() is True
     assert grid.viewport.status()["flagged"] == flagged + 1
     assert "changed outside this grid" in grid.message.value
