@@ -12,9 +12,10 @@ DuckDB file; the workbench of this kernel is not told. The grid polls instead:
 - a new version still unmarked at the next poll calls ``on_change()`` (the grid
   re-reads its rows and says so): a change is shown 2 to 4 s after it was written.
 
-The grid calls ``mark()`` after a change it was told about (its own flag, a sync in this
-kernel), so it does not count it a second time. A busy or missing cache is tried again
-at the next tick; the thread is a daemon and ``stop()`` ends it.
+The grid calls ``told()`` after a change it was told about (its own flag, a sync in this
+kernel): the next poll re-bases on the cache as it is (``mark()``), so the change is not
+counted a second time, and the action does not wait for the version query. A busy or
+missing cache is tried again at the next tick; the thread is a daemon, ``stop()`` ends it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class CacheWatcher:
         self._files: tuple[Any, ...] | None = None
         self._version: tuple[Any, ...] | None = None
         self._candidate: tuple[Any, ...] | None = None  # a new version seen once
+        self._rebase = False  # told() since the last poll
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -73,8 +75,14 @@ class CacheWatcher:
     def stop(self) -> None:
         self._stop.set()
 
+    def told(self) -> None:
+        """A change this kernel made was shown: the next poll takes the cache as it is
+        then as known (``mark`` on the watcher's thread, off the caller's time)."""
+        self._rebase = True
+
     def mark(self) -> None:
         """The cache as it is now is known (a change this kernel was told about)."""
+        self._rebase = False
         self._files = _files(Path(self.store.path))
         self._candidate = None
         try:
@@ -94,6 +102,9 @@ class CacheWatcher:
         change of this kernel is written before the grid is told (and marks it), and a
         poll in between must not take it for another process's (that would re-read
         every row instead of the changed ones)."""
+        if self._rebase:
+            self.mark()
+            return False
         if self._candidate is None:
             files = _files(Path(self.store.path))
             if files == self._files:

@@ -344,8 +344,8 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         self._show_detail()
         self.profiles.refresh(deferred=True)  # after the first rows are answered
         self._closed = False
-        wb.subscribe(self._on_event)
         self.watcher = CacheWatcher(wb.store, self._external_change, interval=WATCH_INTERVAL_S)
+        wb.subscribe(self._on_event)
         if state is not None:
             self.state = state
         self.watcher.start()
@@ -691,7 +691,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
             # A ChangeEvent names the sellers it touched (None: any row may have changed).
             self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
         if not getattr(self, "_closed", True):
-            self.watcher.mark()  # told: the watcher need not tell it again (no lock held)
+            self.watcher.told()  # the watcher need not tell it again
 
     def _external_change(self) -> None:
         """The watcher saw another process change the cache: show it, and say so."""

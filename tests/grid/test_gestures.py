@@ -222,7 +222,7 @@ def test_a_change_by_another_process_is_noticed(grid: SellersGrid,
     mutations.flag(offline_wb.store, ["id-000004"], True)  # written, not told yet
     assert watcher.check() is False
     grid.refresh(["id-000004"])  # what the grid does when told ...
-    grid.watcher.mark()  # ... and then
+    grid.watcher.told()  # ... and then
     assert watcher.check() is False and watcher.changes == 0
     flagged = grid.viewport.status()["flagged"]
     subprocess.run(
