@@ -227,6 +227,11 @@ class GridActions:
             rows = [int(r) for r in content.get("rows") or [] if isinstance(r, int | float)]
             self._guard("flag", lambda: self.paint_rows(rows, content.get("first")))
             self.painter.send({"event": "painted"})
+        elif event == "copy-failed":  # the browser refused the clipboard: say so
+            why = str(content.get("why") or "")[:200]
+            self._show_error("copy", MutationError(
+                f"the browser did not let the grid write the clipboard ({why}); select "
+                f"in the grid and press Ctrl+C or click Copy again"))
         elif event == "sort":
             label = str(content.get("column"))
             self._guard("sort", lambda: self.header_clicked(label, bool(content.get("add"))))

@@ -123,19 +123,22 @@ function rowAt(grid, event) {
 
 // The clipboard: the async API where the page may use it, else a hidden textarea and
 // execCommand (a page served over plain http from another host has no async API).
-function copyText(text) {
-  const fallback = () => {
+function copyText(text, failed) {
+  const fallback = (why) => {
     const area = document.createElement('textarea');
     area.value = text;
     area.style.cssText = 'position:fixed;left:-9999px;top:0;opacity:0';
     document.body.appendChild(area);
     area.select();
-    try { document.execCommand('copy'); } finally { area.remove(); }
+    let done = false;
+    try { done = document.execCommand('copy'); } catch (error) { done = false; }
+    area.remove();
+    if (!done) failed(String(why || 'the browser refused to copy'));
   };
   if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(text).catch(fallback);
+    navigator.clipboard.writeText(text).catch((error) => fallback(error && error.message));
   } else {
-    fallback();
+    fallback('');
   }
 }
 
@@ -308,7 +311,7 @@ function attachHands(view, model) {
     } else if (content.event === 'painted') {
       layer.textContent = '';
     } else if (content.event === 'clipboard') {
-      copyText(content.text);
+      copyText(content.text, (why) => model.send({ event: 'copy-failed', why }));
     }
   });
   // A column resized by its header border: the widths go to the kernel (the profile

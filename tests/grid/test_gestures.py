@@ -190,6 +190,8 @@ def test_copy_puts_tsv_with_a_header_and_the_id_on_the_clipboard(grid: SellersGr
     assert [line.split("\t")[4] for line in lines[1:4]] == ["no", "yes", "no"]  # Flagged
     assert "Copied 3 sellers" in grid.message.value
     assert grid.copy_selection() == text  # the Copy button does the same
+    hands(grid, event="copy-failed", why="Document is not focused.")
+    assert "⚠ Could not copy" in grid.message.value and "not focused" in grid.message.value
 
 
 def test_copy_quotes_what_excel_would_split_and_points_large_selections_to_export(
