@@ -350,3 +350,27 @@ def test_nbconvert_html_of_a_saved_notebook_shows_the_picture(grid: SellersGrid)
     page, _ = HTMLExporter().from_notebook_node(notebook)
     assert "(times_seen = 6)" in page and "Seller 000006" in page and "Seller 000013" in page
     assert "Seller 000001" not in page
+
+
+def test_a_terminal_sync_is_noticed(server: Any, tmp_path: Any) -> None:
+    """``sellerbench sync`` in a terminal (another process, the real reference server)
+    fills the cache the grid shows: the grid shows it without being asked."""
+    from sellerbench.workbench import connect
+
+    cache = tmp_path / "shared.duckdb"
+    wb = connect(server.url, server.tokens["analyst"], cache)
+    grid = wb.grid()
+    try:
+        grid.watcher.stop()  # polled by hand here: no timing
+        assert grid.viewport.row_count == 0 and "never synced" in grid.status
+        subprocess.run(
+            [sys.executable, "-m", "sellerbench", "sync", "--api-url", server.url,
+             "--token", server.tokens["analyst"], "--cache", str(cache), "--quiet"],
+            check=True, timeout=120, capture_output=True)
+        assert [grid.watcher.check() for _ in range(2)] == [False, True]
+        assert grid.viewport.row_count == grid.viewport.status()["total"] > 0
+        assert "synced just now" in grid.status
+        assert "changed outside this grid" in grid.message.value
+    finally:
+        grid.close()
+        wb.close()
