@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -357,6 +357,7 @@ class Workbench:
         confirm_delete_above: int = 20,
         columns: Sequence[str] | None = None,
         profiles: bool = True,
+        state: Mapping[str, Any] | None = None,
     ) -> SellersGrid:
         """An interactive grid of the sellers you see: select, flag, rename, delete,
         restore, create and undo; it follows every sync, push and change.
@@ -364,13 +365,14 @@ class Workbench:
         ``height``: the grid's CSS height; ``show_ids``: show the Id column;
         ``confirm_delete_above``: deleting more sellers than this asks first;
         ``columns``: the column labels to show, in order (default: all but Id);
-        ``profiles``: a summary of each column's values above it (click to filter).
+        ``profiles``: a summary of each column's values above it (click to filter);
+        ``state``: a ``grid.state`` saved before (filters, sort, columns, selection).
         """
         from .grid.widget import SellersGrid
 
         return SellersGrid(
             self, height=height, show_ids=show_ids, confirm_delete_above=confirm_delete_above,
-            columns=columns, profiles=profiles,
+            columns=columns, profiles=profiles, state=state,
         )
 
     def active_runs(self) -> pd.DataFrame:

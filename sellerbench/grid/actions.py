@@ -14,10 +14,12 @@ subshell thread while a cell runs on the main one).
 
 from __future__ import annotations
 
+import csv
 import functools
 import html
+import io
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,11 @@ from .viewport import Viewport, runs_of
 if TYPE_CHECKING:
     from ..workbench import Workbench
 
-__all__ = ["GridActions"]
+__all__ = ["COPY_LIMIT", "GridActions", "selection_tsv"]
+
+COPY_LIMIT = 10_000  # sellers Copy / Ctrl+C put on the clipboard; more: wb.export
+# Errors about the filter: a later filter that works makes them untrue.
+_FILTER_ERRORS = {"filter", "search", "sort or filter", "sort", "show these rows", "refresh"}
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,6 +81,17 @@ class GridActions:
 
         def select_all(self) -> None: ...
 
+        def selected_frame(self) -> Any: ...
+
+        def header_clicked(self, label: str, add: bool = False) -> None: ...
+
+        def set_theme(self, variables: Any = None, light: bool | None = None) -> None: ...
+
+        def set_widths(self, widths: Mapping[str, Any]) -> None: ...
+
+        _ranges: list[tuple[int, int]]
+        _error_what: str | None
+
     # -- actions --------------------------------------------------------------------
 
     def _require_selection(self, verb: str) -> list[str]:
@@ -85,6 +102,7 @@ class GridActions:
 
     @_serialized
     def _acted(self, events_before: int, text: str) -> None:
+        """After an action: re-read now and say what happened."""
         if self._events == events_before:  # the workbench did not tell us: look ourselves
             self.refresh()
         self._prepare()  # the analyst is looking at this grid: re-read now, counts included
@@ -93,10 +111,12 @@ class GridActions:
     def flag_selected(self, flagged: bool = True) -> list[str]:
         """Flag (or unflag) the selected sellers through the mutation queue."""
         ids = self._require_selection("flag" if flagged else "unflag")
+        with self._lock:
+            self._prepare()
+            changing = int((self.viewport.flags(self._ranges) != flagged).sum())
         before = self._events
         done = self.wb.flag(ids, flagged)
-        verb = "Flagged" if flagged else "Unflagged"
-        self._acted(before, f"{verb} {_count(len(ids), 'seller')}.")
+        self._acted(before, _flag_message(flagged, _changed(done, changing), len(ids)))
         return done
 
     def rename_selected(self, name: str) -> str:
@@ -147,24 +167,57 @@ class GridActions:
 
     def _hide_confirm(self) -> None:
         self.confirm_bar.layout.display = "none"
+        self.message.layout.display = None
 
     # -- messages, status, detail ----------------------------------------------------------
 
     def _guard(self, what: str, action: Callable[[], Any]) -> Any:
-        """Run a UI action; any error becomes a readable message in the widget."""
+        """Run a UI action; any error becomes a readable message in the widget, and an
+        error shown about the same thing goes once the action works."""
         try:
-            return action()
+            result = action()
         except Exception as exc:
             self._show_error(what, exc)
             return None
+        if self._error_what == what or (what in _FILTER_ERRORS
+                                        and self._error_what in _FILTER_ERRORS):
+            self._clear_message()
+        return result
 
     def _show_error(self, what: str, exc: BaseException) -> None:
         kind = "" if isinstance(exc, SellerbenchError) else f"{type(exc).__name__}: "
-        self.message.value = (f"<span style='color:#b00020'>⚠ Could not {html.escape(what)}: "
-                              f"{html.escape(kind + str(exc))}</span>")
+        text = html.escape(kind + str(exc))
+        self.message.value = (f"<span class='sellerbench-error' title='{text}'>⚠ Could not "
+                              f"{html.escape(what)}: {text}</span>")
+        self._error_what = what
 
     def _show_info(self, text: str) -> None:
-        self.message.value = f"<span style='color:#2e7d32'>{text}</span>"
+        self.message.value = f"<span class='sellerbench-info'>{text}</span>"
+        self._error_what = None
+
+    def _clear_message(self) -> None:
+        self.message.value = ""
+        self._error_what = None
+
+    # -- the clipboard ----------------------------------------------------------------
+
+    def copy_selection(self) -> str:
+        """Put the selected sellers on the browser's clipboard as tab-separated text
+        (Excel-ready: a header row, the id first, then the columns shown), up to
+        ``COPY_LIMIT``; returns the text. More: MutationError pointing to ``wb.export``."""
+        count = self.selected_count
+        if not count:
+            raise MutationError("select the sellers to copy first (click, shift-click or drag)")
+        if count > COPY_LIMIT:
+            raise MutationError(
+                f"{count:,} sellers are selected; Copy takes up to {COPY_LIMIT:,}. Write them "
+                f"to a file instead: wb.export('sellers.csv', where=grid.where_sql) writes "
+                f"every row shown")
+        text = selection_tsv(self.selected_frame())
+        self.painter.send({"event": "clipboard", "text": text})
+        self._show_info(f"Copied {_count(count, 'seller')} (tab-separated, with a header "
+                        f"row and the id: paste into Excel or a sheet).")
+        return text
 
     # -- the analyst's hands: right-drag, hover, keys (sent by the GridPainter) ----------
 
@@ -174,6 +227,24 @@ class GridActions:
             rows = [int(r) for r in content.get("rows") or [] if isinstance(r, int | float)]
             self._guard("flag", lambda: self.paint_rows(rows, content.get("first")))
             self.painter.send({"event": "painted"})
+        elif event == "copy-failed":  # the browser refused the clipboard: say so
+            why = str(content.get("why") or "")[:200]
+            self._show_error("copy", MutationError(
+                f"the browser did not let the grid write the clipboard ({why}); select "
+                f"in the grid and press Ctrl+C or click Copy again"))
+        elif event == "sort":
+            label = str(content.get("column"))
+            self._guard("sort", lambda: self.header_clicked(label, bool(content.get("add"))))
+        elif event == "widths":
+            widths = content.get("widths")
+            if isinstance(widths, dict):
+                self._guard("resize", lambda: self.set_widths(widths))
+        elif event == "theme":
+            variables = content.get("vars")
+            light = content.get("light")
+            self._guard("follow the theme", lambda: self.set_theme(
+                variables if isinstance(variables, dict) else None,
+                light if isinstance(light, bool) else None))
         elif event == "hover":
             row = content.get("row")
             if not isinstance(row, int | float):
@@ -183,7 +254,7 @@ class GridActions:
         elif event == "key":
             key = str(content.get("key"))
             action = {"select-all": self.select_all, "undo": self.undo,
-                      "delete": self.ask_delete}.get(key)
+                      "delete": self.ask_delete, "copy": self.copy_selection}.get(key)
             if action is not None:
                 self._guard(key.replace("-", " "), action)
 
@@ -201,11 +272,13 @@ class GridActions:
             start = first if isinstance(first, int) and 0 <= first < count else rows[0]
             started_flagged = self.viewport.flagged_at(start)
             ids = self.viewport.ids(runs_of(np.array(rows, dtype=np.int64)))
-        flagged = not started_flagged
+            flagged = not started_flagged
+            changing = int((self.viewport.flags(runs_of(np.array(rows, dtype=np.int64)))
+                            != flagged).sum())
         before = self._events
         done = self.wb.flag(ids, flagged)
-        verb = "Flagged" if flagged else "Unflagged"
-        self._acted(before, f"{verb} {_count(len(ids), 'seller')} (right-drag).")
+        self._acted(before, _flag_message(flagged, _changed(done, changing), len(ids),
+                                          " (right-drag)"))
         return done
 
     def hover_html(self, row: int) -> str:
@@ -216,6 +289,11 @@ class GridActions:
                 return ""
             ids = self.viewport.ids([(row, row)])
             info = self.viewport.detail(ids[0]) if ids else None
+            if info:  # what the grid shows for the row, whatever the cache said
+                info["seller"]["flagged"] = self.viewport.flagged_at(row)
+                shown = self.viewport.page(row, row)
+                if "Pending" in shown:
+                    info["shown_pending"] = str(shown["Pending"].iloc[0])
         return _hover_html(info) if info else ""
 
     def ask_delete(self) -> None:
@@ -225,10 +303,39 @@ class GridActions:
             raise MutationError("select the sellers to delete first (click, shift-click or drag)")
         self.confirm_text.value = (f"<b>Delete {_count(count, 'seller')}?</b> "
                                    f"(Undo brings them back.)&nbsp;")
+        self.message.layout.display = "none"  # the question takes the whole line
         self.confirm_bar.layout.display = "flex"
 
 
 # -- formatting ----------------------------------------------------------------------------
+
+
+def _changed(done: Any, fallback: int) -> int:
+    """Sellers an action changed: the action result's ``count`` when it has one, else
+    ``fallback`` (counted from the rows before the action)."""
+    count = getattr(done, "count", None)
+    return count if isinstance(count, int) else fallback
+
+
+def _flag_message(flagged: bool, changed: int, asked: int, how: str = "") -> str:
+    verb = "Flagged" if flagged else "Unflagged"
+    already = asked - changed
+    tail = (f" ({already:,} already {'flagged' if flagged else 'not flagged'})"
+            if already > 0 else "")
+    return f"{verb} {_count(changed, 'seller')}{tail}{how}."
+
+
+def selection_tsv(frame: Any) -> str:
+    """Rows as tab-separated text with a header row, the id first; a flag as yes/no;
+    fields holding a tab, newline or quote quoted as Excel reads them."""
+    columns = ["id", *(c for c in frame.columns if c != "id")]
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+    writer.writerow(columns)
+    for row in frame[columns].itertuples(index=False):
+        writer.writerow(["no" if (c == "Flagged" and v == "") else v
+                         for c, v in zip(columns, row, strict=True)])
+    return out.getvalue()
 
 
 def _count(n: int, noun: str) -> str:
@@ -296,6 +403,8 @@ def _hover_html(info: dict[str, Any]) -> str:
                    for k in fields if k in seller)
     pending = "".join(f"<div>pending: {_cell(m.get('kind'))} {_change(m)}</div>"
                       for m in info["pending"])
+    if not pending and info.get("shown_pending"):
+        pending = f"<div>pending: {_cell(info['shown_pending'])}</div>"
     return f"<table>{rows}</table>{pending}"
 
 

@@ -28,27 +28,38 @@ grid paints as before; ``GridPainter.batched`` counts the grid views it wrapped
 
 The analyst's hands: having found the grid's view, the painter also listens on it (the
 origin system's grid is used this way) and sends one custom message per gesture, which
-``SellersGrid`` (``gridactions.py``) acts on through the mutation queue:
+``SellersGrid`` (``actions.py``) acts on through the mutation queue:
 
 - right-button drag: the rows passed are banded at once and sent on release as
   ``{event: "paint", rows, first}``; the kernel flags them, or unflags them when ``first``
   is flagged (the browser cannot know the flag of a row it has not drawn). The context
   menu and Lumino's own selection never see the right button.
-- hover (250 ms still): ``{event: "hover", row}``; the kernel answers with the seller's
-  details, shown in a popup by the pointer.
+- hover (600 ms still, never within 1.2 s of a click, drag or wheel):
+  ``{event: "hover", row}``; the kernel answers with the row as the grid shows it,
+  in a card beside the pointer (not over it, nor over the rows under it).
 - keys in the grid: Ctrl+A (``select-all``: every seller under the filter, not only the
-  rows drawn), Ctrl+Z (``undo``), Delete (``delete``: asks first). The grid's element
+  rows drawn), Ctrl+Z (``undo``), Ctrl+C (``copy``: the kernel answers with the text,
+  written to the clipboard here), Delete (``delete``: asks first).
+- a click in a column header (not on its resize border nor on ipydatagrid's filter
+  icon): ``{event: "sort", column, add}`` (``add``: Shift held); Lumino never sees it, so
+  it selects nothing. After a drag in the header, the columns' widths as drawn
+  (``{event: "widths"}``): ipydatagrid 1.4 does not always send a resize.
+- the theme: JupyterLab's CSS variables resolved to colours (``{event: "theme"}``), on
+  render and whenever the body's theme attributes change (theme.py). The grid's element
   carries ``data-lm-suppress-shortcuts`` so JupyterLab's notebook shortcuts (Ctrl+A
   selects every cell, Z undoes a cell action) leave these keys to the grid.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anywidget
 import ipywidgets as widgets
 import traitlets
+
+from .theme import GRID_CSS, THEME_VARIABLES
 
 __all__ = ["GridPainter"]
 
@@ -108,6 +119,63 @@ function rowAt(grid, event) {
   const hit = grid.hitTest(event.clientX, event.clientY);
   if (!hit || hit.region !== 'body' || hit.row < 0) return null;
   return { row: hit.row, top: event.clientY - hit.y, height: hit.height };
+}
+
+// The clipboard: the async API where the page may use it, else a hidden textarea and
+// execCommand (a page served over plain http from another host has no async API).
+function copyText(text, failed) {
+  const fallback = (why) => {
+    const area = document.createElement('textarea');
+    area.value = text;
+    area.style.cssText = 'position:fixed;left:-9999px;top:0;opacity:0';
+    document.body.appendChild(area);
+    area.select();
+    let done = false;
+    try { done = document.execCommand('copy'); } catch (error) { done = false; }
+    area.remove();
+    if (!done) failed(String(why || 'the browser refused to copy'));
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).catch((error) => fallback(error && error.message));
+  } else {
+    fallback('');
+  }
+}
+
+// JupyterLab's theme, as resolved colours: sent on render and on every theme change.
+const THEME_VARIABLES = __THEME_VARIABLES__;
+function themeColours() {
+  const probe = document.createElement('span');
+  probe.style.display = 'none';
+  document.body.appendChild(probe);
+  const out = {};
+  for (const name of THEME_VARIABLES) {
+    probe.style.color = '';
+    probe.style.color = `var(${name})`;
+    const value = getComputedStyle(probe).color;
+    if (getComputedStyle(document.body).getPropertyValue(name).trim()) out[name] = value;
+  }
+  probe.remove();
+  const flag = document.body.dataset.jpThemeLight;
+  return { vars: out, light: flag === undefined ? null : flag === 'true' };
+}
+
+function followTheme(model) {
+  let last = '';
+  const send = () => {
+    const theme = themeColours();
+    const key = JSON.stringify(theme);
+    if (key === last) return;
+    last = key;
+    model.send({ event: 'theme', ...theme });
+  };
+  send();
+  const observer = new MutationObserver(() => setTimeout(send, 50));
+  observer.observe(document.body, { attributes: true,
+    attributeFilter: ['data-jp-theme-light', 'data-jp-theme-name', 'class'] });
+  // The theme's stylesheet may land after the attribute changes: look again.
+  const slow = setInterval(send, 2000);
+  return () => { observer.disconnect(); clearInterval(slow); };
 }
 
 function attachHands(view, model) {
@@ -177,7 +245,6 @@ function attachHands(view, model) {
     event.stopPropagation();
   };
   el.addEventListener('mousedown', (event) => {
-    popup.style.display = 'none';
     if (event.button !== 2) {
       grid.node.focus({ preventScroll: true });
       return;
@@ -197,42 +264,104 @@ function attachHands(view, model) {
     event.stopPropagation();
   }, true);
 
+  // The hover card: only after the pointer rests on a row (600 ms), never in the
+  // second after a click, a drag or a wheel (it would cover what was just clicked),
+  // placed beside the pointer so it covers neither the row nor the rows below it.
   let hoverTimer = 0;
   let hoverRow = null;
+  let quietUntil = 0;
+  const hideHover = (quiet) => {
+    clearTimeout(hoverTimer);
+    hoverRow = null;
+    popup.style.display = 'none';
+    if (quiet) quietUntil = Date.now() + 1200;
+  };
+  el.addEventListener('mousedown', () => hideHover(true), true);
+  el.addEventListener('wheel', () => hideHover(true), { capture: true, passive: true });
   el.addEventListener('mousemove', (event) => {
     if (event.buttons) return;
     clearTimeout(hoverTimer);
     const x = event.clientX, y = event.clientY;
+    const spotNow = rowAt(grid, event);
+    if (!spotNow || spotNow.row !== hoverRow) popup.style.display = 'none';
     hoverTimer = setTimeout(() => {
+      if (Date.now() < quietUntil) return;
       const spot = rowAt(grid, { clientX: x, clientY: y });
       if (!spot) { popup.style.display = 'none'; hoverRow = null; return; }
       if (spot.row === hoverRow && popup.style.display !== 'none') return;
       hoverRow = spot.row;
       popup.dataset.x = x; popup.dataset.y = y;
       model.send({ event: 'hover', row: spot.row });
-    }, 250);
+    }, 600);
   });
-  el.addEventListener('mouseleave', () => {
-    clearTimeout(hoverTimer);
-    hoverRow = null;
-    popup.style.display = 'none';
-  });
+  el.addEventListener('mouseleave', () => hideHover(false));
   model.on('msg:custom', (content) => {
-    if (content.event === 'hover' && content.row === hoverRow) {
+    if (content.event === 'hover' && content.row === hoverRow && Date.now() >= quietUntil) {
       popup.innerHTML = content.html;
-      const x = Number(popup.dataset.x), y = Number(popup.dataset.y);
-      popup.style.left = Math.min(x + 16, window.innerWidth - 580) + 'px';
-      popup.style.top = (y + 18) + 'px';
       popup.style.display = content.html ? 'block' : 'none';
+      const x = Number(popup.dataset.x), y = Number(popup.dataset.y);
+      const w = popup.offsetWidth, h = popup.offsetHeight;
+      // Right of the pointer, its top level with the pointer's row; to the left when
+      // there is no room on the right; kept on screen.
+      let left = x + 28;
+      if (left + w > window.innerWidth - 8) left = Math.max(8, x - 28 - w);
+      const top = Math.max(8, Math.min(y - 10, window.innerHeight - h - 8));
+      popup.style.left = left + 'px';
+      popup.style.top = top + 'px';
     } else if (content.event === 'painted') {
       layer.textContent = '';
+    } else if (content.event === 'clipboard') {
+      copyText(content.text, (why) => model.send({ event: 'copy-failed', why }));
     }
   });
+  // A column resized by its header border: the widths go to the kernel (the profile
+  // strip follows them, and they are part of the grid's state). ipydatagrid 1.4 sends
+  // them only in some cases; the grid's own sizes after the drag are the truth.
+  const sendWidths = () => {
+    const widths = {};
+    const count = grid.dataModel ? grid.dataModel.columnCount('body') : 0;
+    for (let i = 0; i < count; i++) {
+      let name = null;
+      try { name = grid.dataModel.metadata('column-header', 0, i).name; } catch (e) { name = null; }
+      if (name) widths[String(name)] = Math.round(grid.columnSize('body', i));
+    }
+    model.send({ event: 'widths', widths });
+  };
+  el.addEventListener('mousedown', (event) => {
+    if (event.button !== 0) return;
+    const hit = grid.hitTest(event.clientX, event.clientY);
+    if (!hit || hit.region !== 'column-header') return;
+    const up = () => {
+      document.removeEventListener('mouseup', up, true);
+      setTimeout(sendWidths, 50);
+    };
+    document.addEventListener('mouseup', up, true);
+  }, true);
+  // A header click sorts (again: the other way; Shift adds a key) and selects nothing;
+  // the resize border and ipydatagrid's filter icon at the right keep their jobs.
+  el.addEventListener('mousedown', (event) => {
+    if (event.button !== 0) return;
+    const hit = grid.hitTest(event.clientX, event.clientY);
+    if (!hit || hit.region !== 'column-header' || hit.column < 0) return;
+    if (hit.x < 8 || hit.x > hit.width - 24) return;
+    let name = null;
+    try {
+      name = grid.dataModel.metadata('column-header', 0, hit.column).name;
+    } catch (error) {
+      name = null;
+    }
+    if (!name) return;
+    event.preventDefault();
+    event.stopPropagation();
+    grid.node.focus({ preventScroll: true });
+    model.send({ event: 'sort', column: String(name), add: event.shiftKey });
+  }, true);
   el.addEventListener('keydown', (event) => {
     const accel = event.ctrlKey || event.metaKey;
     let key = null;
     if (accel && !event.shiftKey && (event.key === 'a' || event.key === 'A')) key = 'select-all';
     else if (accel && !event.shiftKey && (event.key === 'z' || event.key === 'Z')) key = 'undo';
+    else if (accel && !event.shiftKey && (event.key === 'c' || event.key === 'C')) key = 'copy';
     else if (!accel && (event.key === 'Delete' || event.key === 'Backspace')) key = 'delete';
     if (!key) return;
     event.preventDefault();
@@ -270,6 +399,7 @@ export default {
     // The grid's view is created just before this one (it comes first in the same box);
     // the later looks cover a grid view that finished rendering after this one.
     let alive = true;
+    const unfollow = followTheme(model);
     const timers = [0, 300, 1500].map((delay) => setTimeout(async () => {
       if (!alive) return;
       const wrapped = await wrapViews(model);
@@ -280,6 +410,7 @@ export default {
     }, delay));
     return () => {
       alive = false;
+      unfollow();
       timers.forEach(clearTimeout);
     };
   },
@@ -290,7 +421,8 @@ export default {
 class GridPainter(anywidget.AnyWidget):
     """Hidden helper that makes the browser paint one grid column per copy (see above)."""
 
-    _esm = _ESM
+    _esm = _ESM.replace("__THEME_VARIABLES__", json.dumps(list(THEME_VARIABLES)))
+    _css = GRID_CSS
     grid_id = traitlets.Unicode("").tag(sync=True)
     batched = traitlets.Int(0).tag(sync=True)  # grid views wrapped in the browser
     hands = traitlets.Bool(True).tag(sync=True)  # listen for drags, hovers and keys

@@ -275,7 +275,7 @@ export default {
       strip.style.display = model.get('enabled') ? 'flex' : 'none';
       const head = document.createElement('div');
       const rowHeader = model.get('row_header');
-      // Sticky: the strip scrolls sideways with the grid's columns (gridpaint.py), the
+      // Sticky: the strip scrolls sideways with the grid's columns (painter.py), the
       // corner above the row numbers stays.
       head.style.cssText = `width:${rowHeader}px;min-width:${rowHeader}px;font-size:10px;`
         + 'color:#777;padding:2px;box-sizing:border-box;position:sticky;left:0;z-index:1;'

@@ -231,6 +231,7 @@ class Viewport:
         self.search: str = ""
         self.flagged: str = "all"
         self.sort: tuple[str, bool] = (self.columns[0].label, False)  # (label, descending)
+        self.sort_then: tuple[tuple[str, bool], ...] = ()  # further keys (Shift+click)
         self.header_filters: list[dict[str, Any]] = []
         self.where_text: str | None = None  # the where box
         self.picks: dict[str, str] = {}  # profile clicks: column label -> predicate
@@ -264,6 +265,7 @@ class Viewport:
         self._by_label = {c.label: c for c in self.columns}
         if self.sort[0] not in self._by_label:
             self.sort = (self.columns[0].label, False)
+        self.sort_then = tuple(k for k in self.sort_then if k[0] in self._by_label)
         self.header_filters = [t for t in self.header_filters if t["column"] in self._by_label]
         self.picks = {k: v for k, v in self.picks.items() if k in self._by_label}
         self.invalidate()
@@ -278,30 +280,48 @@ class Viewport:
         self.flagged = choice
         self.invalidate()
 
-    def set_sort(self, label: str, descending: bool = False) -> None:
+    def set_sort(self, label: str, descending: bool = False,
+                 then: Sequence[tuple[str, bool]] = ()) -> None:
+        """Order by ``label`` (then by the ``then`` keys: (label, descending) each)."""
         self.column(label)
-        if (label, bool(descending)) == self.sort:
+        then = tuple((str(k), bool(d)) for k, d in then if k != label)
+        for k, _ in then:
+            self.column(k)
+        if (label, bool(descending)) == self.sort and then == self.sort_then:
             return
         self.sort = (label, bool(descending))
+        self.sort_then = then
         self._early = None  # other first rows; a snapshot being read is sorted on landing
         if self._snap is not None:
-            self._snap.sort(self._source(label), self.sort[1])  # same rows: no query
+            self._snap.sort(*self._sort_key())  # same rows: no query
+
+    def _sort_key(self) -> tuple[str, bool, tuple[tuple[str, bool], ...]]:
+        """The snapshot columns the order is on: (first, descending, further keys)."""
+        return (self._source(self.sort[0]), self.sort[1],
+                tuple((self._source(k), d) for k, d in self.sort_then))
+
+    @property
+    def sort_keys(self) -> list[tuple[str, bool]]:
+        """Every sort key, first first: (label, descending)."""
+        return [self.sort, *self.sort_then]
 
     def set_transforms(self, transforms: Sequence[dict[str, Any]]) -> None:
-        """Adopt the grid header's transforms: the last sort wins, filters are ANDed."""
-        sort, filters = (self.columns[0].label, False), []
+        """Adopt the grid header's transforms: sorts in order are the sort keys (the
+        first one first), filters are ANDed."""
+        sorts, filters = [], []
         for transform in transforms:
             if transform.get("column") not in self._by_label:
                 continue
             if transform.get("type") == "sort":
-                sort = (transform["column"], bool(transform.get("desc", False)))
+                sorts.append((transform["column"], bool(transform.get("desc", False))))
             elif transform.get("type") == "filter":
                 self._filter_sql(transform)  # refuse an unknown operator before changing
                 filters.append(dict(transform))
         if filters != self.header_filters:
             self.header_filters = filters
             self.invalidate()
-        self.set_sort(*sort)
+        first, *then = sorts or [(self.columns[0].label, False)]
+        self.set_sort(*first, then=then)
 
     def invalidate(self, sellers: Iterable[str] | None = None) -> None:
         """Mark the snapshot out of date: the next read fetches it again under the current
@@ -458,8 +478,8 @@ class Viewport:
         return self._snap
 
     def _take_in(self, snap: Snapshot) -> None:
-        key = (self._source(self.sort[0]), self.sort[1])
-        if snap.sorted_by != key:  # the sort changed while it was read
+        key = self._sort_key()
+        if (snap.sorted_by, snap.then) != (key[:2], key[2]):  # the sort changed meanwhile
             snap.sort(*key)
         if self._early is not None:
             # False: the cache changed between the reads; on_ready redraws the rows.
@@ -476,7 +496,7 @@ class Viewport:
         source = _source(predicate)
         packed = f"{_RUNS} SELECT {self._select_list(True)} {source}"
         text = f"{_RUNS} SELECT {self._select_list()} {source}"
-        key = (self._source(self.sort[0]), self.sort[1])
+        key = self._sort_key()
         store = self.store
 
         def work(attach: Callable[[Any], None]) -> Snapshot:
@@ -513,10 +533,10 @@ class Viewport:
         """The first ``EARLY_ROWS`` rows in the current order and the counts, from two
         small queries (the order's ties broken by id; ``Snapshot.align`` follows it)."""
         predicate = self.predicate()
-        column = self.column(self.sort[0])
-        direction = "DESC" if self.sort[1] else "ASC"
+        order = ", ".join(f"{self.column(k).sql} {'DESC' if d else 'ASC'} NULLS LAST"
+                          for k, d in self.sort_keys)
         sql = (f"{_RUNS} SELECT {self._select_list()} {_source(predicate)} "
-               f"ORDER BY {column.sql} {direction} NULLS LAST, v.id LIMIT {EARLY_ROWS}")
+               f"ORDER BY {order}, v.id LIMIT {EARLY_ROWS}")
 
         with self.store.connect() as con, _one_moment(con):
             names = _code_names(con)
@@ -525,7 +545,8 @@ class Viewport:
             counts.update(read(con, _SHOWN.format(predicate=predicate)).to_pylist()[0])
         early = Snapshot(table, names, counts)
         early.order = pa.array(np.arange(table.num_rows, dtype=np.int32))
-        early.sorted_by = (self._source(self.sort[0]), self.sort[1])
+        first, descending, then = self._sort_key()
+        early.sorted_by, early.then = (first, descending), then
         self.early_reads += 1
         return early
 
@@ -581,8 +602,7 @@ class Viewport:
         if found.null_count:  # a seller now shown that was not, and one gone
             return False
         fresh = fresh.take(found)  # in the order of ``rows``
-        key = self._source(self.sort[0])
-        if not fresh.column(key).equals(old.column(key)):
+        if any(not fresh.column(k).equals(old.column(k)) for k in snap.sort_columns):
             return False
         changed = [n for n in fresh.column_names if not fresh.column(n).equals(old.column(n))]
         snap.replace(rows, fresh, changed)
@@ -638,6 +658,16 @@ class Viewport:
         if not len(positions):
             return pa.array([], type=pa.string())
         return unpack_ids(snap.at(positions).column("__id"))
+
+    def flags(self, ranges: Iterable[tuple[int, int]]) -> np.ndarray:
+        """Whether each seller in ``ranges`` (grid order) is flagged, shown or not."""
+        ranges = list(ranges)
+        snap = self._rows_for(ranges)
+        positions = positions_in(ranges, snap.num_rows)
+        if not len(positions):
+            return np.zeros(0, dtype=bool)
+        column = pc.fill_null(snap.at(positions).column("__flagged"), False)
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
 
     def flagged_at(self, row: int) -> bool:
         """Whether the seller on ``row`` (grid order) is flagged, shown or not."""

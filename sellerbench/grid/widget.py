@@ -6,15 +6,17 @@ profiles, detail panel) around ``SellersDataGrid``, an ipydatagrid ``StreamingDa
 whose rows come from a ``Viewport`` (``viewport.py``: SQL filters over the cache, an
 Arrow snapshot, pages as slices). Around it:
 
-- ``gridinput.ActionBox``: the search, where and name boxes. Enter or the box's button
+- ``actionbox.ActionBox``: the search, where and name boxes. Enter or the box's button
   sends the text typed *with* the action, read from the input at that instant; an
   ipywidgets ``Text`` syncs its value as a state update the browser may hold back
   behind an unanswered one, so a click could act on a prefix of the name.
-- ``gridpaint.GridPainter``: paints a column per copy, and reports right-drags, hovers
-  and keys (Ctrl+A, Ctrl+Z, Delete) from the grid's element.
+- ``painter.GridPainter``: paints a column per copy, and reports right-drags, hovers,
+  header clicks, column widths, the theme and keys (Ctrl+A, Ctrl+C, Ctrl+Z, Delete).
 - ``profiles.ProfileStrip``: a histogram or top values above each column, computed by
   DuckDB over the snapshot on a worker thread; a click filters the grid (cross-filter).
-- ``gridactions.GridActions``: what the toolbar, the keys and the drags do.
+- ``actions.GridActions``: what the toolbar, the keys and the drags do.
+- ``layout.GridLayout``: sort keys, widths, the theme (``theme.py``) and ``grid.state``
+  (``state.py``); ``watch.CacheWatcher`` notices changes made by other processes.
 
 The grid's state as SQL: ``grid.where_sql`` is every filter (search, flagged filter,
 header filters, profile clicks, where box) as one predicate over the
@@ -50,7 +52,7 @@ How the streaming grid is used, and the defects of ipydatagrid 1.4 worked around
 Painting: Lumino's DataGrid copies every cell from its off-screen buffer to the screen
 one by one, which a software-drawn canvas (headless Chromium) pays for with a copy of
 the whole buffer per cell: ~270 ms per frame here, two frames per jump. ``GridPainter``
-(``gridpaint.py``), hidden next to the grid, makes the browser copy one strip per column
+(``painter.py``), hidden next to the grid, makes the browser copy one strip per column
 instead (the same pixels, ~7 copies a frame instead of ~136).
 
 Selections are row ranges in the grid's current order. ``SellersGrid.selected_ids``
@@ -72,7 +74,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -83,18 +85,23 @@ from traitlets import observe
 
 from ..errors import ConfigError, MutationError, SellerbenchError
 from .actionbox import ActionBox
-from .actions import GridActions, _ago, _detail_html, _serialized
+from .actions import COPY_LIMIT, GridActions, _ago, _detail_html, _serialized
+from .layout import GridLayout
 from .painter import GridPainter
 from .profiles import ProfileStrip
+from .state import check_state
+from .theme import Palette
 from .viewport import COLUMNS, FLAGGED_CHOICES, Column, Viewport, merge_ranges, runs_of
+from .watch import CacheWatcher
 
 if TYPE_CHECKING:
     from ..workbench import Workbench
 
 __all__ = ["SellersDataGrid", "SellersGrid"]
 
-FLAGGED_COLOUR = "#ffd9d6"
-PENDING_COLOUR = "#fff2c2"
+LIGHT = Palette.from_css()  # until the browser tells the theme (theme.py)
+FLAGGED_COLOUR, PENDING_COLOUR = LIGHT.flagged, LIGHT.pending
+WATCH_INTERVAL_S = 2.0  # how often the cache's files are looked at (watch.py)
 # Widest content expected (a name is cut with an ellipsis; an id is 36 characters).
 COLUMN_WIDTHS = {"Name": 220, "Platform": 80, "Times seen": 60, "Flagged": 60, "Pending": 80,
                  "First seen run": 100, "Last seen run": 100, "Updated": 124, "Id": 270}
@@ -133,12 +140,6 @@ def _columns(chosen: Sequence[str | Column]) -> list[Column]:
     if len({c.label for c in out}) != len(out):
         raise ConfigError("each column may be shown once")
     return out
-# The row colour reads other cells of the same row; "..." is what a row not yet loaded shows.
-ROW_COLOUR = (
-    f"cell.metadata.data['Flagged'] == 'yes' ? '{FLAGGED_COLOUR}' : "
-    f"(cell.metadata.data['Pending'] != '' && cell.metadata.data['Pending'] != '...' "
-    f"? '{PENDING_COLOUR}' : default_value)"
-)
 PIN_LIMIT = 200_000  # a select-all of more rows is kept as "every row", not as ids
 
 
@@ -292,7 +293,7 @@ def _raise(_what: str, exc: BaseException) -> None:
     raise exc
 
 
-class SellersGrid(GridActions, widgets.VBox):
+class SellersGrid(GridActions, GridLayout, widgets.VBox):
     """The sellers grid with its toolbar, filters, status line and detail panel."""
 
     def __init__(
@@ -305,10 +306,14 @@ class SellersGrid(GridActions, widgets.VBox):
         columns: Sequence[Column | str] | None = None,
         debounce_ms: int = 40,
         profiles: bool = True,
+        state: Mapping[str, Any] | None = None,
     ) -> None:
+        state = check_state(state) if state is not None else None
         self.wb = wb
         self._lock = threading.RLock()  # see _serialized
         self.confirm_delete_above = confirm_delete_above
+        if state is not None and state.get("columns"):
+            columns = state["columns"]
         chosen = _columns(columns) if columns else [
             c for c in COLUMNS if show_ids or c.label != "Id"]
         self.viewport = Viewport(wb.store, columns=chosen)
@@ -317,6 +322,9 @@ class SellersGrid(GridActions, widgets.VBox):
         self._pinned: pa.Array | str | None = None  # selected ids kept across a refresh
         self._events = 0
         self._detail_id: str | None = None
+        self._error_what: str | None = None  # what the error shown is about
+        self.palette = LIGHT
+        self._row_colour_after: str | None = None  # a row colour for the next schema
         self._build_controls()
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
@@ -326,6 +334,7 @@ class SellersGrid(GridActions, widgets.VBox):
                                      enabled=profiles)
         self.profiles.widths = dict(self.datagrid.column_widths)
         self.profiles.on_error = self._show_error
+        self.datagrid.observe(self._on_widths, "column_widths")
         body = widgets.VBox([self.profiles, self.datagrid, self.painter],
                             layout=widgets.Layout(width="100%"))
         super().__init__([self.toolbar, self.actions_bar, self.column_bar, self.message_bar,
@@ -335,7 +344,11 @@ class SellersGrid(GridActions, widgets.VBox):
         self._show_detail()
         self.profiles.refresh(deferred=True)  # after the first rows are answered
         self._closed = False
+        self.watcher = CacheWatcher(wb.store, self._external_change, interval=WATCH_INTERVAL_S)
         wb.subscribe(self._on_event)
+        if state is not None:
+            self.state = state
+        self.watcher.start()
 
     # -- building ------------------------------------------------------------------
 
@@ -348,7 +361,7 @@ class SellersGrid(GridActions, widgets.VBox):
         return button
 
     def _build_controls(self) -> None:
-        # Text boxes whose Enter/button sends the text typed with it (gridinput.py): an
+        # Text boxes whose Enter/button sends the text typed with it (actionbox.py): an
         # action never reads a value the browser has not finished sending.
         self.search = ActionBox(
             placeholder="search name, id or platform id ⏎", width="230px",
@@ -385,6 +398,9 @@ class SellersGrid(GridActions, widgets.VBox):
             "all": self._button("Select all", "select-all", self.select_all,
                                 "select every row shown (Ctrl+A in the grid)"),
             "none": self._button("Clear", "clear", self.clear_selection, "select nothing"),
+            "copy": self._button("Copy", "copy", self.copy_selection,
+                                 f"copy the selected sellers with a header row and their ids "
+                                 f"(Ctrl+C in the grid; up to {COPY_LIMIT:,})"),
             "columns": self._button("Columns", "columns", self._toggle_column_bar,
                                     "choose the columns shown"),
         }
@@ -393,7 +409,7 @@ class SellersGrid(GridActions, widgets.VBox):
         self.toolbar = widgets.HBox(
             [self.search, self.flagged_filter, self.where_box, b["columns"]], layout=row)
         self.actions_bar = widgets.HBox(
-            [b["all"], b["none"], b["flag"], b["unflag"], self.rename_text, b["delete"],
+            [b["all"], b["none"], b["copy"], b["flag"], b["unflag"], self.rename_text, b["delete"],
              b["undo"], b["sync"]], layout=row)
         self.column_toggles = {
             c.label: widgets.ToggleButton(description=c.label,
@@ -414,34 +430,42 @@ class SellersGrid(GridActions, widgets.VBox):
         no.on_click(lambda _b: self._hide_confirm())
         self.confirm_bar = widgets.HBox([self.confirm_text, yes, no],
                                         layout=widgets.Layout(display="none"))
-        self.message = widgets.HTML()
+        self.message = widgets.HTML(layout=widgets.Layout(overflow="hidden"))
         self.message.add_class("sellerbench-message")
         # One line that always takes its height: a message or a question never moves the
-        # grid down, and a new message replaces the last one.
+        # grid down, and a new message replaces the last one. The question (Delete?) takes
+        # the whole line while it is asked: the message steps aside, never squeezing it.
         self.message_bar = widgets.HBox(
             [self.message, self.confirm_bar],
             layout=widgets.Layout(height="32px", align_items="center", overflow="hidden"))
         self.status_line = widgets.HTML()
         self.status_line.add_class("sellerbench-status")
-        # Below the grid, full width, fixed height: the output never grows with a seller.
+        # Below the grid, full width, as tall as its content: every field in sight, no
+        # inner scroll (the grid above it never moves).
         self.detail = widgets.HTML(layout=widgets.Layout(
-            width="100%", height="150px", overflow="auto", padding="4px 0 0 0"))
+            width="100%", min_height="40px", padding="4px 0 0 0"))
         self.detail.add_class("sellerbench-detail")
 
     def _build_datagrid(self, columns: Sequence[Column], height: str,
                         debounce_ms: int) -> SellersDataGrid:
+        palette = self.palette
         grid = SellersDataGrid(
             self.viewport,
             lock=self._lock,
             debounce_delay=debounce_ms,
-            default_renderer=TextRenderer(background_color=VegaExpr(ROW_COLOUR)),
+            default_renderer=TextRenderer(
+                background_color=VegaExpr(palette.row_colour([c.label for c in columns])),
+                text_color=palette.text),
+            header_renderer=TextRenderer(background_color=palette.header_background,
+                                         text_color=palette.header_text),
+            grid_style=palette.grid_style(),
             column_widths=self._widths(columns),
             base_row_header_size=72,
             layout=widgets.Layout(height=height, flex="1 1 auto"),
         )
         grid.prepare = self._prepare
-        grid.after_reply = lambda: self.profiles.kick()
-        grid.on_transforms = lambda t: self._reorder(lambda: self.viewport.set_transforms(t))
+        grid.after_reply = self._after_reply
+        grid.on_transforms = self._header_transforms
         grid.on_error = self._show_error
         grid.observe(self._on_selections, "selections")
         grid.add_class("sellerbench-datagrid")
@@ -603,9 +627,21 @@ class SellersGrid(GridActions, widgets.VBox):
         chosen = _columns(labels)
         with self._lock:
             self._pin()
+            known = dict(self.datagrid.column_widths)  # a width the analyst set stays
+            before = set(self.columns)
             self.viewport.set_columns(chosen)
-            self.datagrid.column_widths = self._widths(chosen)
+            widths = self._widths(chosen)
+            self.datagrid.column_widths = {k: known.get(k, v) for k, v in widths.items()}
+            # The row colour reads only columns the browser holds (theme.py: row_colour):
+            # a colour that reads fewer columns goes before the new schema, one that reads
+            # a column shown again goes once the browser asks for rows of the new schema.
+            self._row_colour_after = None
+            if {"Flagged", "Pending"} & set(self.columns) <= before:
+                self._apply_palette()
+            else:
+                self._row_colour_after = self.palette.row_colour(self.columns)
             self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
+            self.datagrid._transforms = self._transforms()  # header filters of shown columns
             self._prepare()
             self.datagrid.tick()
             self.profiles.widths = dict(self.datagrid.column_widths)
@@ -646,20 +682,27 @@ class SellersGrid(GridActions, widgets.VBox):
             return
         self._reorder(lambda: self.viewport.set_flagged(choice))
 
-    def sort_by(self, label: str, descending: bool = False) -> None:
-        """Sort by a column (as clicking its header does)."""
-        self.viewport.column(label)
-        self.datagrid._transforms = [{"type": "sort", "column": label, "desc": descending},
-                                     *self.viewport.header_filters]
-
     # -- live: changes from other cells ------------------------------------------------------
 
-    @_serialized
     def _on_event(self, event: str) -> None:
         """A sync, push or mutation happened (here or in another cell): show it."""
-        self._events += 1
-        # A ChangeEvent names the sellers it touched (None: any row may have changed).
-        self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
+        with self._lock:
+            self._events += 1
+            # A ChangeEvent names the sellers it touched (None: any row may have changed).
+            self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
+        if not getattr(self, "_closed", True):
+            self.watcher.told()  # the watcher need not tell it again
+
+    def _external_change(self) -> None:
+        """The watcher saw another process change the cache: show it, and say so."""
+        if getattr(self, "_closed", True):
+            return
+        with self._lock:
+            self._guard("refresh", lambda: self.refresh())
+            self._guard("refresh", self._prepare)
+            self._update_status()
+            self._show_info("The cache was changed outside this grid (a sync in a terminal "
+                            "or another kernel): showing it.")
 
     @_serialized
     def refresh(self, sellers: Iterable[str] | None = None) -> None:
@@ -687,6 +730,10 @@ class SellersGrid(GridActions, widgets.VBox):
                  else f"{c['shown']:,} shown of {c['total']:,} sellers",
                  f"{c['flagged']:,} flagged", f"{c['pending']:,} pending",
                  "synced " + _ago(c["last_synced"]) if c["last_synced"] else "never synced"]
+        keys = self.viewport.sort_keys
+        if len(keys) > 1:  # the header's arrow shows the first key only
+            parts.append("sorted by " + ", then ".join(
+                f"{k} {'↓' if d else '↑'}" for k, d in keys))
         selected = sum(b - a + 1 for a, b in self._ranges)
         if selected:
             parts.append(f"{selected:,} selected")
@@ -724,6 +771,7 @@ class SellersGrid(GridActions, widgets.VBox):
         """Stop following the workbench and close every widget of the grid."""
         if not getattr(self, "_closed", True):  # True: __init__ failed before its widgets
             self._closed = True
+            self.watcher.stop()
             self.wb.unsubscribe(self._on_event)
             self.profiles.enabled = False
             self.viewport.invalidate()  # a read under way is interrupted

@@ -197,6 +197,11 @@ class LabPage:
     def command(self, command: str) -> None:
         self.page.evaluate("c => window.jupyterapp.commands.execute(c)", command)
 
+    def command_args(self, command: str, args: dict[str, Any]) -> None:
+        """Execute a JupyterLab command with arguments (``apputils:change-theme``)."""
+        self.page.evaluate("([c, a]) => window.jupyterapp.commands.execute(c, a)",
+                           [command, args])
+
     def run_all(self) -> None:
         self.command("notebook:run-all-cells")
 

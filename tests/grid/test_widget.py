@@ -402,7 +402,7 @@ def test_requests_on_a_subshell_thread_never_build_twice(grid: SellersGrid,
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
-    assert errors == [] and grid.message.value.startswith("<span style='color:#2e7d32'>")
+    assert errors == [] and grid.message.value.startswith("<span class='sellerbench-info'>")
     assert grid.viewport.builds - builds <= 5  # at most one per change
     assert len(sent.of("data-reply")) > 5
     assert request(grid, sent, 0, 9)["Flagged"][:6] == ["yes"] * 6
