@@ -15,10 +15,22 @@ PostgreSQL: ``pg_cluster`` is one throw-away cluster for the session (tests/pgcl
 started on first use); ``storage`` is a session parameter over ``sqlite`` and
 ``postgresql`` (marked ``postgres``) for suites that run on both, and ``db_url(storage)``
 gives a fresh database for it (None: SQLite in the data folder).
+
+Running side by side (pytest-xdist, ``scripts/test.sh``): each worker gets a
+``SELLERBENCH_HOME`` of its own (a folder under the run's, or a temporary one), so no two
+workers share the default cache or ``sb.demo()``'s folders; servers take free ports and
+folders of their own. Each test module is one ``xdist_group`` (its module-scoped servers
+start once, on one worker); ``tests/test_wheel.py`` is one group per Python version, so
+the two fresh venvs install side by side from the one wheel built for the run.
+
+Markers: every test under ``tests/reliability/`` is ``slow`` (the quick subset,
+``-m "not slow and not browser"``, skips them as the README says).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +43,41 @@ from sellerbench.workbench import Workbench, connect
 from tests.pgcluster import Cluster, find_bin, start_cluster
 
 STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+TESTS = Path(__file__).resolve().parent
+
+
+_MADE_HOME: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A data folder of this process's own: per worker under the run's SELLERBENCH_HOME,
+    or a temporary one when none is set (removed at the end)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    home = os.environ.get("SELLERBENCH_HOME")
+    if home and worker:
+        own = Path(home) / worker
+        own.mkdir(parents=True, exist_ok=True)
+        os.environ["SELLERBENCH_HOME"] = str(own)
+    elif not home:
+        _MADE_HOME.append(tempfile.mkdtemp(prefix=f"sb-home-{worker or 'main'}-"))
+        os.environ["SELLERBENCH_HOME"] = _MADE_HOME[-1]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _MADE_HOME:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.resolve()
+        if path.is_relative_to(TESTS / "reliability"):
+            item.add_marker(pytest.mark.slow)
+        group = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else path.name
+        if path == TESTS / "test_wheel.py" and hasattr(item, "callspec"):
+            group += f"[{item.callspec.params.get('venv', '')}]"
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,15 @@
 outside the repository, on Python 3.11 and 3.13, running ``serve --demo``, ``sync``,
 ``status``, ``export`` and ``report`` from a folder of its own.
 
-The wheel is built once per session from a copy of the files the package is made of, so
-nothing in the checkout can leak in. pip's download cache is the user's usual one, so a
+The wheel is built once per run (shared by the pytest-xdist workers, which install the
+two venvs side by side) from a copy of the files the package is made of, so nothing in
+the checkout can leak in. pip's download cache is the user's usual one, so a
 second run installs without the network.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -51,24 +53,34 @@ def _pyenv_version(version: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("wheel-source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "sellerbench", source / "sellerbench",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
-                    str(source)], check=True, timeout=600, capture_output=True)
-    built = list(dist.glob("sellerbench-*.whl"))
+def wheel(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The wheel, built once per run: the first worker to get here builds it under a lock
+    in the run's shared temporary folder, the others (pytest-xdist) install that one."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base  # the run's, across workers
+    dist = shared / "sellerbench-wheel"
+    dist.mkdir(exist_ok=True)
+    with (shared / "sellerbench-wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        built = list(dist.glob("sellerbench-*.whl"))
+        if not built:
+            source = tmp_path_factory.mktemp("wheel-source")
+            for name in ("pyproject.toml", "README.md"):
+                shutil.copy2(ROOT / name, source / name)
+            shutil.copytree(ROOT / "sellerbench", source / "sellerbench",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                            str(dist), str(source)], check=True, timeout=600, capture_output=True)
+            built = list(dist.glob("sellerbench-*.whl"))
     assert len(built) == 1
     return built[0]
 
 
 def test_the_wheel_carries_what_runs_and_nothing_else(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    assert "sellerbench/report.ipynb" in names and "sellerbench/py.typed" in names
+    assert "sellerbench/reports/report.ipynb" in names and "sellerbench/py.typed" in names
     assert not [n for n in names if n.startswith(("notebooks/", "tests/", "data/"))]
+    assert not [n for n in names if "pgcluster" in n], "test support shipped in the wheel"
     metadata = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode().split("\n\n", 1)[0]  # no README
     assert "Requires-Python: >=3.11\n" in text
@@ -131,7 +143,7 @@ def venv(request: pytest.FixtureRequest, wheel: Path,
 @pytest.mark.timeout(1800)
 def test_serve_sync_status_export_report_from_the_wheel(venv: Venv) -> None:
     site = venv.site_packages()
-    assert (site / "sellerbench" / "report.ipynb").is_file()
+    assert (site / "sellerbench" / "reports" / "report.ipynb").is_file()
     before = _files(site)
     serve = subprocess.Popen(
         [str(venv.bin / "sellerbench"), "serve", "--demo", "300", "--port", "0"],
