@@ -4,7 +4,8 @@
   read-mostly: tests that need exact counts or mutate heavily use ``make_server``.
 - ``base_server``: session-wide, ``--base-only`` (no extensions, flag toggles).
 - ``make_server(n=300, base_only=False, faults=None, seed=7, run_speed=1.0)``: a fresh
-  server of its own, stopped when the test ends.
+  server of its own, stopped when the test ends; its SQLite database is a copy of one
+  seeded once per worker (``copy_seeded``), not seeded anew.
 
 Each has ``.url``, ``.tokens`` (``analyst``, ``viewer``, ``admin``), ``.data_dir``,
 ``.faults`` (switches that may be changed while it runs) and ``.stop()``.
@@ -41,6 +42,7 @@ import pytest
 from sellerbench.server.embedded import EmbeddedServer, start
 from sellerbench.workbench import Workbench, connect
 from tests.pgcluster import Cluster, find_bin, start_cluster
+from tests.seeded import copy_seeded
 
 STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 TESTS = Path(__file__).resolve().parent
@@ -125,10 +127,13 @@ def base_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSe
 def make_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., EmbeddedServer]]:
+    """A fresh server per call, from a copy of a seeded database (``copy_seeded``)."""
     started: list[EmbeddedServer] = []
 
     def factory(n: int = 300, **options: Any) -> EmbeddedServer:
         options.setdefault("data_dir", tmp_path_factory.mktemp("own_server"))
+        if options.get("db") is None:  # SQLite: a copy of a seeded database
+            copy_seeded(tmp_path_factory, n, options.get("seed", 7), Path(options["data_dir"]))
         srv = start(n=n, **options)
         started.append(srv)
         return srv

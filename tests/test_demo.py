@@ -2,7 +2,9 @@
 root): it brings up the API and JupyterLab, prints the lines that point a terminal at the
 same server and cache, and every notebook in notebooks/ runs top to bottom with no error
 in exactly the environment the demo gave JupyterLab (read from the JupyterLab process),
-leaving the widgets it displayed open (a closed one is blank after Run All)."""
+leaving the widgets it displayed open (a closed one is blank after Run All), and printing
+what is stored in each cell marked ``# NBVAL_CHECK_OUTPUT`` (as ``--nbval-lax`` compares
+it: this is the suite's one run of the notebooks)."""
 
 from __future__ import annotations
 
@@ -87,6 +89,18 @@ def test_the_demo_prints_the_lab_url_and_the_terminal_lines(demo: dict[str, Any]
     assert (b"--allow-root" in command) == (os.geteuid() == 0)  # root needs it, users don't
 
 
+def _checked_outputs(path: Path) -> dict[str, str]:
+    """The text of each ``# NBVAL_CHECK_OUTPUT`` cell that has outputs, by cell id."""
+    texts = {}
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code" or "NBVAL_CHECK_OUTPUT" not in "".join(cell["source"]):
+            continue
+        parts = [o.get("text") or o.get("data", {}).get("text/plain", "")
+                 for o in cell.get("outputs", [])]
+        texts[cell["id"]] = "".join("".join(p) if isinstance(p, list) else p for p in parts)
+    return texts
+
+
 def test_every_notebook_runs_without_error_in_the_lab_environment(
     demo: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -102,6 +116,10 @@ def test_every_notebook_runs_without_error_in_the_lab_environment(
     for result in results:
         assert result["failure"] is None and result["errors"] == [], result
         assert result["blank_widgets"] == [], result  # Run All leaves its widgets on screen
+    for path in NOTEBOOKS:  # what nbval --nbval-lax checked: stored outputs, where stored
+        stored, printed = _checked_outputs(path), _checked_outputs(tmp_path / path.name)
+        assert {k: printed.get(k) for k, v in stored.items() if v} == \
+            {k: v for k, v in stored.items() if v}, path.name
     # Nothing landed beside the notebooks: the kernels used the demo's absolute cache.
     assert set((ROOT / "notebooks").iterdir()) - before <= {
         ROOT / "notebooks" / ".ipynb_checkpoints"}
