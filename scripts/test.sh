@@ -6,8 +6,8 @@
 #
 # The tests run side by side in SELLERBENCH_TEST_WORKERS pytest-xdist workers (default 3:
 # most tests wait on servers, kernels and subprocesses, so a third worker keeps two cores
-# busy). Each test module stays on one worker (its module-scoped servers start once);
-# each worker has a SELLERBENCH_HOME of its own (tests/conftest.py). The 25 slowest tests
+# busy). Each test module stays on one worker (--dist loadscope: its module-scoped servers
+# start once); each worker has a SELLERBENCH_HOME of its own (tests/conftest.py). The 25 slowest tests
 # are printed at the end.
 #
 # Arguments go to pytest, e.g. the quick subset while working (no reliability, wheel,
@@ -50,5 +50,5 @@ workers=${SELLERBENCH_TEST_WORKERS:-3}
 # Paths among the arguments replace tests/ (e.g. one file while working).
 paths=(tests)
 for arg in "$@"; do [ -e "${arg%%::*}" ] && { paths=(); break; }; done
-.venv/bin/python -m pytest -p no:cacheprovider -q -n "$workers" --dist loadgroup \
+.venv/bin/python -m pytest -p no:cacheprovider -q -n "$workers" --dist loadscope \
     --durations=25 "$@" "${paths[@]}"

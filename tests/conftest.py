@@ -20,9 +20,9 @@ gives a fresh database for it (None: SQLite in the data folder).
 Running side by side (pytest-xdist, ``scripts/test.sh``): each worker gets a
 ``SELLERBENCH_HOME`` of its own (a folder under the run's, or a temporary one), so no two
 workers share the default cache or ``sb.demo()``'s folders; servers take free ports and
-folders of their own. Each test module is one ``xdist_group`` (its module-scoped servers
-start once, on one worker); ``tests/test_wheel.py`` is one group per Python version, so
-the two fresh venvs install side by side from the one wheel built for the run.
+folders of their own. ``--dist loadscope`` keeps each test module on one worker, so its
+module-scoped servers start once. (``--dist loadgroup`` would not do: with pytest 9,
+xdist 3.8 never sees the groups, and spreads a module's tests over every worker.)
 
 Markers: every test under ``tests/reliability/`` is ``slow`` (the quick subset,
 ``-m "not slow and not browser"``, skips them as the README says).
@@ -70,16 +70,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        path = item.path.resolve()
-        if path.is_relative_to(TESTS / "reliability"):
+        if item.path.resolve().is_relative_to(TESTS / "reliability"):
             item.add_marker(pytest.mark.slow)
-        group = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else path.name
-        if path == TESTS / "test_wheel.py" and hasattr(item, "callspec"):
-            group += f"[{item.callspec.params.get('venv', '')}]"
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,9 @@
 outside the repository, on Python 3.11 and 3.13, running ``serve --demo``, ``sync``,
 ``status``, ``export`` and ``report`` from a folder of its own.
 
-The wheel is built once per run (shared by the pytest-xdist workers, which install the
-two venvs side by side) from a copy of the files the package is made of, so nothing in
-the checkout can leak in. pip's download cache is the user's usual one, so a
+The wheel is built once per run (under a lock in the run's temporary folder, so also once
+when pytest-xdist workers share this module) from a copy of the files the package is made
+of, so nothing in the checkout can leak in. pip's download cache is the user's usual one, so a
 second run installs without the network.
 """
 
