@@ -23,13 +23,14 @@ PY=${PYTHON:-$(command -v python3)}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 # The stamp file holds the hash of the files installed from, then the extras installed.
-read -r have_stamp have_extras < .venv/.sellerbench-stamp 2>/dev/null || true
+have_stamp="" have_extras=""
+[ -f .venv/.sellerbench-stamp ] && read -r have_stamp have_extras < .venv/.sellerbench-stamp
 covered() {  # are the extras asked for among those installed?
-    [ "${have_extras:-}" = dev ] && return 0
-    [ "${have_extras:-}" = all ] && [ "$EXTRAS" != dev ] && return 0
-    [ "${have_extras:-}" = "$EXTRAS" ]
+    [ "$have_extras" = dev ] && return 0
+    [ "$have_extras" = all ] && [ "$EXTRAS" != dev ] && return 0
+    [ "$have_extras" = "$EXTRAS" ]
 }
-if [ "${have_stamp:-}" != "$stamp" ] || ! covered; then
+if [ "$have_stamp" != "$stamp" ] || ! covered; then
     .venv/bin/python -m pip install -q --upgrade "pip>=24"
     .venv/bin/python -m pip install -q -c constraints.txt -e ".[$EXTRAS]"
     # A venv made before jupysql left the dependencies holds it still: its JupyterLab
