@@ -6,7 +6,8 @@
 
 Each storage gets a fresh ``sellerbench serve`` on loopback: SQLite with one process, and
 PostgreSQL (a throw-away cluster started here, stopped by PID) with ``--workers 2``. Each
-analyst has its own HTTP connection and its own cache (a dict by seller id, following
+analyst is a user of its own (``analyst-NN``, added through the admin API, ext ``users``)
+with its own token, its own HTTP connection and its own cache (a dict by seller id, following
 ``since_rev``): a full sync first, then, until the time is up, every 1-3 s either an
 incremental sync (every page to the end) or a push of a small batch (set the flag of 1-3
 of its own sellers with ``/sellers/bulk/flag``, and now and then a rename), with an
@@ -19,8 +20,12 @@ kept-alive connection the server closed meanwhile is sent again, as sellerbench'
 does, and counted as retried), lost writes (an analyst's
 last flag or name of a seller it owns that the server does not hold at the end), and how
 many caches equal the server at the end (after the run is cancelled and every analyst
-syncs once more). Then the ratio of the two storages' throughput, measured in this run.
-Bounded: every analyst stops at the deadline; nothing leaves loopback.
+syncs once more), and authors: the changes the server acknowledged to each analyst
+(``updated_count``, renames) against the changes its sellers' histories file under its
+name (equal: each recorded once, none lost, none under another name). Then the ratio
+of the two storages' throughput, measured in this run. Without ``--quick`` it fails when
+an incremental sync's p99 is above ``--p99-limit`` (500 ms). Bounded: every analyst
+stops at the deadline; nothing leaves loopback.
 """
 
 from __future__ import annotations
@@ -103,6 +108,7 @@ class Analyst:
         self.owned: list[str] = []
         self.flags: dict[str, bool] = {}  # seller id -> the flag this analyst last set
         self.names: dict[str, str] = {}  # seller id -> the name this analyst last gave
+        self.changed = 0  # changes the server acknowledged (updated_count, renames)
         self.rng = random.Random(index)
 
     async def call(self, method: str, path: str, **kw) -> httpx.Response | None:
@@ -146,7 +152,9 @@ class Analyst:
         flagged = self.rng.random() < 0.5
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         body = {"ids": picks, "flagged": flagged}
-        if await self.call("POST", "/sellers/bulk/flag", json=body, headers=headers):
+        answer = await self.call("POST", "/sellers/bulk/flag", json=body, headers=headers)
+        if answer:
+            self.changed += answer.json()["updated_count"]
             for seller_id in picks:
                 self.flags[seller_id] = flagged
         if self.rng.random() < 0.3:
@@ -156,6 +164,16 @@ class Analyst:
             if await self.call("PATCH", f"/sellers/{seller_id}", json={"name": name},
                                headers=headers):
                 self.names[seller_id] = name
+                self.changed += 1
+
+    async def authored(self, name: str) -> int:
+        """Changes the histories of the sellers this analyst wrote file under ``name``."""
+        count = 0
+        for seller_id in {*self.flags, *self.names}:
+            response = await self.call("GET", f"/sellers/{seller_id}/history")
+            if response is not None:
+                count += sum(i["user"] == name for i in response.json()["items"])
+        return count
 
     async def work(self, deadline: float) -> None:
         while True:
@@ -179,12 +197,19 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
+def _name(index: int) -> str:
+    return f"analyst-{index:02d}"
+
+
 async def load(url: str, tokens: dict[str, str], analysts: int, seconds: float) -> dict:
     figures = Figures()
-    team = [Analyst(i, url, tokens["analyst"], figures) for i in range(analysts)]
     admin = httpx.AsyncClient(base_url=url, timeout=60,
                               headers={"Authorization": f"Bearer {tokens['admin']}"})
+    team: list[Analyst] = []
     try:
+        for i in range(analysts):  # a user and a token of its own each
+            made = (await admin.post("/users", json={"name": _name(i), "role": "analyst"}))
+            team.append(Analyst(i, url, made.raise_for_status().json()["token"], figures))
         categories = (await admin.get("/collection/categories")).json()["categories"]
         run = (await admin.post("/collection/runs", json={
             "name": "team benchmark run", "category_ids": [c["id"] for c in categories],
@@ -206,6 +231,9 @@ async def load(url: str, tokens: dict[str, str], analysts: int, seconds: float) 
         await truth.sync()
         await truth.http.aclose()
         equal = sum(a.cache == truth.cache for a in team)
+        counts = await asyncio.gather(*(a.authored(_name(a.index)) for a in team))
+        acknowledged = sum(a.changed for a in team)
+        misfiled = sum(abs(got - a.changed) for got, a in zip(counts, team, strict=True))
         lost = 0
         for analyst in team:
             for seller_id, flagged in analyst.flags.items():
@@ -220,11 +248,35 @@ async def load(url: str, tokens: dict[str, str], analysts: int, seconds: float) 
             "pushes": len(figures.pushes), "equal": equal, "lost": lost,
             "retries": figures.retries,
             "writes": sum(len(a.flags) + len(a.names) for a in team),
+            "acknowledged": acknowledged, "authored": sum(counts), "misfiled": misfiled,
         }
     finally:
         await admin.aclose()
         for analyst in team:
             await analyst.http.aclose()
+
+
+def auth_cost(db: str, lookups: int = 2000) -> tuple[float, float]:
+    """Microseconds per token check: remembered (within REVALIDATE_SECONDS) and asked of
+    the database (what a check on every request would cost), on a server's database."""
+    from sellerbench.server.http.auth import TokenBook
+    from sellerbench.server.storage.core import connect
+    from sellerbench.server.storage.people import add_user
+
+    storage = connect(db)
+    try:
+        token = add_user(storage, f"auth-probe-{uuid.uuid4().hex[:8]}", "viewer")
+        remembered, asked = TokenBook(storage), TokenBook(storage, revalidate=0.0)
+        costs = []
+        for book in (remembered, asked):
+            book.user_for(token)
+            began = time.perf_counter()
+            for _ in range(lookups):
+                book.user_for(token)
+            costs.append((time.perf_counter() - began) / lookups * 1e6)
+        return costs[0], costs[1]
+    finally:
+        storage.close()
 
 
 def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
@@ -237,6 +289,7 @@ def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
         if args.pg_url:
             db = args.pg_url
         else:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.pgcluster
             from tests.pgcluster import start_cluster
 
             cluster = start_cluster(Path(tempfile.mkdtemp(prefix="sb-team-pg-")))
@@ -246,6 +299,7 @@ def measure(storage: str, args: argparse.Namespace, folder: Path) -> dict:
         proc, url, tokens = start_server(db, folder / storage, args.n, workers, run_speed)
         try:
             result = asyncio.run(load(url, tokens, args.analysts, args.seconds))
+            result["auth_us"] = auth_cost(db)
         finally:
             stop_server(proc)
     finally:
@@ -266,9 +320,13 @@ def main() -> int:
                         help="comma-separated: sqlite, postgresql")
     parser.add_argument("--pg-url", default=None,
                         help="an empty PostgreSQL database to use instead of a throw-away one")
+    parser.add_argument("--p99-limit", type=float, default=500.0, metavar="MS",
+                        help="fail when an incremental sync's p99 is above this "
+                        "(default 500; not checked with --quick)")
     args = parser.parse_args()
     if args.quick:
         args.analysts, args.seconds, args.n = 5, 5.0, 2_000
+        args.p99_limit = None
     print(f"team: {args.analysts} analysts for {args.seconds:.0f} s, {args.n:,} sellers, "
           "a collection run in progress", flush=True)
     results = {}
@@ -284,11 +342,20 @@ def main() -> int:
                   f"({r['syncs']}); push p50 {r['push_p50']:.1f} ms p99 {r['push_p99']:.1f} ms "
                   f"({r['pushes']}); errors {r['errors']} (connections retried "
                   f"{r['retries']}); lost writes {r['lost']} of {r['writes']}; "
-                  f"caches equal to the server {r['equal']}/{args.analysts}",
+                  f"caches equal to the server {r['equal']}/{args.analysts}; authors: "
+                  f"{r['authored']} changes filed under their analyst for "
+                  f"{r['acknowledged']} acknowledged (misfiled {r['misfiled']})",
                   flush=True)
+            print(f"  token check: {r['auth_us'][0]:.1f} us remembered, "
+                  f"{r['auth_us'][1]:.1f} us asking the database (a check per request)")
             for sample in r["samples"]:
                 print(f"  error: {sample}")
-            failed |= bool(r["errors"] or r["lost"] or r["equal"] != args.analysts)
+            failed |= bool(r["errors"] or r["lost"] or r["equal"] != args.analysts
+                           or r["misfiled"])
+            if args.p99_limit is not None and not r["sync_p99"] <= args.p99_limit:
+                print(f"  incremental sync p99 {r['sync_p99']:.1f} ms is above "
+                      f"{args.p99_limit:.0f} ms")
+                failed = True
     if "sqlite" in results and "postgresql" in results:
         ratio = results["postgresql"]["rps"] / results["sqlite"]["rps"]
         p99 = results["postgresql"]["push_p99"] / results["sqlite"]["push_p99"]

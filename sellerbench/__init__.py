@@ -28,6 +28,7 @@ from .errors import (
     ServerError,
     SyncError,
     TransportError,
+    UserError,
 )
 from .workbench import Workbench, connect, demo
 
@@ -50,6 +51,7 @@ __all__ = [
     "ServerError",
     "SyncError",
     "TransportError",
+    "UserError",
     "Workbench",
     "__version__",
     "connect",

@@ -153,6 +153,82 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    """``sellerbench users add|list|revoke|rotate``: the people of a team server, straight
+    on its database (the SQLite file or PostgreSQL URL given to ``serve --db``)."""
+    from .errors import UserError
+
+    try:
+        from .server.main import DEFAULT_DB
+        from .server.storage import people
+        from .server.storage.core import Busy, Conflict, Duplicate, connect
+    except ImportError:  # the server is an extra: sellerbench[server]
+        return _server_missing(args)
+    db = args.db or str(DEFAULT_DB)
+    if not re.match(r"^postgres(ql)?://", db) and not Path(db).is_file():
+        raise UsageError(f"no server database at {db}: give --db (the path or postgresql:// "
+                         "URL that `sellerbench serve --db` uses)")
+    try:
+        storage = connect(db)
+    except Exception as exc:  # an unreachable server, a wrong URL, a newer schema
+        raise ConfigError(f"cannot open the server database: {str(exc).splitlines()[0]}"
+                          " (check --db)") from exc
+    try:
+        if args.action == "list":
+            found = [p.as_dict() for p in people.list_users(storage)]
+            if args.json:
+                _print(found)
+            else:
+                print(f"{'NAME':<24} {'ROLE':<8} {'CREATED':<20} {'LAST SEEN':<20} REVOKED")
+                for p in found:
+                    print(f"{p['name']:<24} {p['role']:<8} {_day_time(p['created_at']):<20} "
+                          f"{_day_time(p['last_seen_at']):<20} {_day_time(p['revoked_at'])}")
+        elif args.action == "add":
+            token = people.add_user(storage, args.name, args.role)
+            print(f"user {args.name} ({args.role}) added; its token, shown this once:\n{token}")
+        elif args.action == "rotate":
+            token = people.rotate_user(storage, args.name)
+            print(f"user {args.name}: every older token is refused within a second; "
+                  f"the new token, shown this once:\n{token}")
+        else:
+            changed = people.revoke_user(storage, args.name)
+            print(f"user {args.name} revoked: its tokens are refused within a second"
+                  if changed else f"user {args.name} was revoked already")
+    except (Busy, Conflict, Duplicate) as exc:
+        raise UserError(f"the database is busy or a concurrent change won ({exc}); "
+                        "run the command again") from exc
+    finally:
+        storage.close()
+    return 0
+
+
+def _day_time(stamp: str | None) -> str:
+    return "-" if stamp is None else stamp[:19].replace("T", " ")
+
+
+def _add_users_parser(sub: Any) -> None:
+    users = sub.add_parser("users", help="the people of a team server: add, list, revoke, "
+                           "rotate (on its database, while it runs)")
+    actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (("add", "add a user with a role; prints its token once"),
+                       ("list", "names, roles, created, last seen (never a token)"),
+                       ("revoke", "take every token of a user away"),
+                       ("rotate", "replace a user's tokens with a new one, printed once")):
+        action = actions.add_parser(name, help=text)
+        if name != "list":
+            action.add_argument("name", help="the user's name")
+        if name == "add":
+            action.add_argument("--role", required=True, choices=("analyst", "viewer", "admin"),
+                                help="analyst: read and write sellers; viewer: read only; "
+                                "admin: everything, runs and users too")
+        if name == "list":
+            action.add_argument("--json", action="store_true", help="print JSON")
+        action.add_argument("--db", default=None,
+                            help="the server's SQLite file or postgresql:// URL "
+                            "(default: serve's default)")
+    users.set_defaults(func=cmd_users)
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     _check_settings(args)
     if not _setting(args, "api_url"):
@@ -412,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_serve_arguments(serve)
         serve.set_defaults(func=cmd_serve)
+
+    _add_users_parser(sub)
 
     sync = sub.add_parser("sync", help="push queued changes, then pull into the cache")
     _add_connection_options(sync)

@@ -17,7 +17,8 @@
      │    └── ProtocolError       the response was not what the contract promises
      │         └── SyncError      a sync met a bad page (names it); the cache kept the pages before
      ├── MutationError            a seller change was refused before anything was queued
-     └── ExportError              an export could not be written
+     ├── ExportError              an export could not be written
+     └── UserError                a team server's user could not be added, revoked or rotated
 
 Every message says what happened and what to do. A token never appears in a message,
 a repr or a log line: errors carry the request's method and URL, never its headers.
@@ -44,6 +45,7 @@ __all__ = [
     "ServerError",
     "SyncError",
     "TransportError",
+    "UserError",
 ]
 
 
@@ -161,3 +163,8 @@ class MutationError(SellerbenchError):
 
 class ExportError(SellerbenchError):
     """An export could not be written; nothing was left at the target path."""
+
+
+class UserError(SellerbenchError):
+    """A user of a team server could not be added, listed, revoked or rotated (an unknown
+    or taken name, a bad role); nothing was changed."""

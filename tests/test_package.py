@@ -52,7 +52,8 @@ def test_the_report_notebook_is_package_data() -> None:
     assert reports.NOTEBOOK.is_file()
     assert reports.NOTEBOOK.parent == Path(reports.__file__).resolve().parent
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert reports.NOTEBOOK.name in config["tool"]["setuptools"]["package-data"]["sellerbench"]
+    package_data = config["tool"]["setuptools"]["package-data"]
+    assert reports.NOTEBOOK.name in package_data["sellerbench.reports"]
     notebook = json.loads(reports.NOTEBOOK.read_text(encoding="utf-8"))
     tags = [c["metadata"].get("tags", []) for c in notebook["cells"]]
     assert ["parameters"] in tags

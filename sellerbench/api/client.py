@@ -392,6 +392,21 @@ class ApiClient:
         )
         return _expect(body, "restored_count", int, "POST /sellers/bulk/restore")
 
+    def seller_history(self, seller_id: str) -> list[dict[str, Any]]:
+        """Every change of a seller, oldest first (ext ``history``): dicts with ``rev``,
+        ``at``, ``action``, ``user`` (who made it; None: the server's run simulator) and
+        ``changes``. A server without the extension raises NotFoundError saying so."""
+        if "history" not in self.features:
+            raise NotFoundError(
+                "this server keeps no seller history (the 'history' extension of the "
+                "sellerbench reference server); ask its admin who changed what",
+                status=404, code="NOT_FOUND", method="GET",
+                url=f"{self.base_url}/sellers/{seller_id}/history",
+            )
+        path = f"/sellers/{_seg(seller_id)}/history"
+        body = self._json("GET", path, safe=True)
+        return _expect(body, "items", list, f"GET {path}")
+
     # -- collection ----------------------------------------------------------------------
 
     def categories(self) -> list[Category]:

@@ -68,7 +68,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--run-speed", type=_positive, default=1.0,
         help="how fast simulated collection runs advance (2 = twice as fast)")
     add("--rate-limit", type=_positive, default=None, metavar="N_PER_SEC",
-        help="answer 429 with Retry-After above N requests per second")
+        help="answer 429 with Retry-After above N requests per second (the whole server)")
+    add("--token-rate-limit", type=_positive, default=None, metavar="N_PER_SEC",
+        help="answer 429 with Retry-After above N requests per second of one token "
+             "(per server process)")
     add("--fail-rate", type=_rate, default=0.0, metavar="F",
         help="share of requests answered 503 without acting (0-1)")
     add("--drop-before-rate", type=_rate, default=0.0, metavar="F",
@@ -94,7 +97,8 @@ class _AnnouncingServer(activity.Server):
 
 def _faults(args: argparse.Namespace) -> Faults:
     return Faults(
-        rate_limit=args.rate_limit, fail_rate=args.fail_rate,
+        rate_limit=args.rate_limit, token_rate_limit=args.token_rate_limit,
+        fail_rate=args.fail_rate,
         drop_before_rate=args.drop_before_rate, drop_after_rate=args.drop_after_rate,
         seed=args.fault_seed,
     )

@@ -44,9 +44,16 @@ PERMISSIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/collection/runs/{run_id}/pause"): ADMIN,
     ("POST", "/collection/runs/{run_id}/resume"): ADMIN,
     ("POST", "/collection/runs/{run_id}/cancel"): ADMIN,
+    ("GET", "/sellers/{seller_id}/history"): READ,
+    ("GET", "/users"): ADMIN,
+    ("POST", "/users"): ADMIN,
+    ("POST", "/users/{name}/revoke"): ADMIN,
+    ("POST", "/users/{name}/rotate"): ADMIN,
 }
 # Extensions a --base-only server does not serve at all (404 there).
-EXT_ONLY = {("POST", "/sellers/bulk/flag"), ("POST", "/sellers/bulk/restore")}
+EXT_ONLY = {("POST", "/sellers/bulk/flag"), ("POST", "/sellers/bulk/restore"),
+            ("GET", "/sellers/{seller_id}/history"), ("GET", "/users"), ("POST", "/users"),
+            ("POST", "/users/{name}/revoke"), ("POST", "/users/{name}/rotate")}
 # FastAPI's documentation routes: public, outside the schema, and serving no data.
 DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
@@ -64,11 +71,13 @@ STRANGERS = ("no token", "unknown token", "basic scheme", "empty bearer")
 
 
 def add_user_without_permissions(server: EmbeddedServer) -> str:
-    """A token for a user ``nobody`` holding no permission; returns the token."""
+    """A token for a user ``nobody`` holding no permission (a role the server does not
+    know grants nothing); returns the token."""
     token = f"sb_nobody_{uuid.uuid4().hex}"
     with server.storage.write() as tx:
         tx.execute(
-            "INSERT INTO users VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO users (id, name, permissions, role) VALUES (?, ?, ?, 'none')"
+            " ON CONFLICT (id) DO NOTHING",
             ("user-nobody", "nobody", json.dumps([])),
         )
         tx.execute("INSERT INTO tokens VALUES (?, ?, ?)", (_hash(token), "user-nobody", now_ts()))
@@ -99,7 +108,7 @@ def request_for(method: str, path: str) -> dict[str, Any]:
     fresh seller name, a run with no category (refused with 400)."""
     concrete = path.replace("{seller_id}", str(uuid.uuid4())).replace(
         "{run_id}", str(uuid.uuid4())
-    )
+    ).replace("{name}", f"nobody-{uuid.uuid4().hex[:8]}")
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/sellers"): {"name": f"matrix {uuid.uuid4().hex}"},
         ("POST", "/sellers/bulk"): {"names": []},
@@ -108,6 +117,7 @@ def request_for(method: str, path: str) -> dict[str, Any]:
         ("POST", "/sellers/bulk/flag"): {"ids": [], "flagged": True},
         ("POST", "/sellers/bulk/restore"): {"ids": []},
         ("POST", "/collection/runs"): {"name": "matrix run", "category_ids": []},
+        ("POST", "/users"): {"name": f"matrix-{uuid.uuid4().hex[:8]}", "role": "viewer"},
     }
     request: dict[str, Any] = {"method": method, "url": concrete}
     if (method, path) in bodies:

@@ -186,7 +186,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_report_command_writes_html_and_data(rendered: dict[str, Any]) -> None:
     assert rendered["code"] == 0
     assert not list(reports.NOTEBOOK.parent.glob("kernel*"))  # no kernel sockets left behind
-    assert reports.NOTEBOOK.parent.name == "sellerbench"  # package data, not notebooks/
+    assert reports.NOTEBOOK.parent.name == "reports"  # package data, not notebooks/
     names = sorted(p.name for p in rendered["output"].iterdir())
     assert names == ["report.html", "report.ipynb", "runs.csv", "sellers.csv",
                      "sellers.parquet"]

@@ -1,5 +1,6 @@
 """benchmarks/team.py runs in its quick mode on both storages: no error, no lost write,
-every analyst's cache equal to the server."""
+every analyst's cache equal to the server, every acknowledged change filed once under the
+analyst (a user and token of its own) who made it."""
 
 from __future__ import annotations
 
@@ -27,4 +28,7 @@ def test_team_benchmark_quick(pg_cluster) -> None:  # pg_cluster: skips without 
         assert re.search(r"[\d.]+ req/s; incremental sync p50 [\d.]+ ms p99 [\d.]+ ms", line[0])
         assert re.search(r"errors 0 \(connections retried \d+\); lost writes 0 of", line[0])
         assert "caches equal to the server 5/5" in line[0], line[0]
+        authors = re.search(r"authors: (\d+) changes filed under their analyst for (\d+) "
+                            r"acknowledged \(misfiled 0\)", line[0])
+        assert authors and authors[1] == authors[2] and int(authors[1]) > 0, line[0]
     assert re.search(r"ratio postgresql/sqlite: throughput [\d.]+x", out), out

@@ -72,3 +72,19 @@ def test_bad_switches_are_refused():
         Faults(fail_rate=1.5)
     with pytest.raises(ValueError, match="rate_limit"):
         Faults(rate_limit=0)
+
+
+def test_a_runaway_token_exhausts_its_own_bucket_not_the_teams(make_server, client):
+    srv = make_server(n=5, faults=Faults(token_rate_limit=5, rate_limit=1000))
+    runaway, colleague = client(srv, "analyst"), client(srv, "viewer")
+    answers = [runaway.get("/collection/categories") for _ in range(30)]
+    limited = [a for a in answers if a.status_code == 429]
+    assert len(limited) >= 15, [a.status_code for a in answers]
+    assert error_of(limited[0]) == (429, "RATE_LIMITED")
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    # the colleague's own bucket is full: the runaway took nothing from it
+    assert [colleague.get("/collection/categories").status_code for _ in range(5)] == [200] * 5
+    assert srv.faults.counts["token_rate_limited"] == len(limited)
+    assert "rate_limited" not in srv.faults.counts  # the server's bucket never ran dry
+    with pytest.raises(ValueError, match="token_rate_limit"):
+        Faults(token_rate_limit=0)

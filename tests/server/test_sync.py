@@ -177,7 +177,7 @@ def test_health_needs_no_token_and_lists_features(server, base_server, client):
     full = client(server, role=None).get("/health").json()
     assert full["status"] == "ok"
     assert set(full["features"]) == {"rev_feed", "flag_set", "bulk_flag", "restore",
-                                     "idempotency", "arrow"}
+                                     "idempotency", "arrow", "users", "history"}
     assert client(base_server, role=None).get("/health").json()["features"] == []
 
 

@@ -7,7 +7,8 @@
   ``Last-Event-ID: n`` every kept event of the run after ``n`` is replayed first (all are
   kept). While nothing happens a ``: ping`` comment goes out every ``sse_ping_seconds``
   (10 s by default, under the contract's 15 s). The stream ends after the run's final
-  ``status`` event, or at once when the run has ended and nothing after ``n`` is left.
+  ``status`` event, or at once when the run has ended and nothing after ``n`` is left,
+  or within a second of its token being revoked or rotated.
 
 A stream learns of new events from ``RunSimulator.last_event_id`` (a counter in memory,
 moved by this process's writes and, on PostgreSQL, by LISTEN/NOTIFY for every process's),
@@ -22,7 +23,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -31,9 +32,9 @@ from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ..simulator.engine import FINAL, InvalidTransition, RunNotFound, RunSimulator
-from ..storage.core import Storage, Tx
+from ..storage.core import Busy, Storage, Tx
 from ..storage.idempotency import IdempotencyKey, Outcome, RequestHash, perform
-from .auth import User
+from .auth import REVALIDATE_SECONDS, TokenBook, User
 from .deps import AdminUser, ReadUser, settings_of
 from .models import CollectionRun
 from .problems import Problem, error_responses
@@ -109,7 +110,7 @@ def _transition(
 
     def act(tx: Tx) -> Outcome:
         try:
-            run = _simulator(request).transition_in(tx, run_id, action)
+            run = _simulator(request).transition_in(tx, run_id, action, by=user.name)
         except RunNotFound:
             raise Problem(404, "NOT_FOUND", f"no collection run with id {run_id!r}") from None
         except InvalidTransition as exc:
@@ -180,7 +181,7 @@ def cancel_run(
 async def activity(
     request: Request,
     run_id: str,
-    _user: ReadUser,
+    user: ReadUser,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The run's activity as server-sent events; resumable with ``Last-Event-ID``."""
@@ -191,8 +192,16 @@ async def activity(
         raise Problem(404, "NOT_FOUND", f"no collection run with id {run_id!r}")
     extras = settings_of(request).extras
     ping = float(extras.get("sse_ping_seconds", DEFAULT_PING_SECONDS))
+    book: TokenBook = request.app.state.tokens
+
+    def token_valid() -> bool:
+        try:
+            return book.user_for_hash(user.token_hash) is not None
+        except (Busy, RuntimeError):  # the database is busy or closing: ask again later
+            return True
+
     return StreamingResponse(
-        _stream(_simulator(request), storage, run_id, after, ping),
+        _stream(_simulator(request), storage, run_id, after, ping, token_valid),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -209,25 +218,31 @@ def _parse_last_event_id(value: str | None) -> int:
 
 
 async def _stream(
-    simulator: RunSimulator, storage: Storage, run_id: str, after: int, ping: float
+    simulator: RunSimulator, storage: Storage, run_id: str, after: int, ping: float,
+    token_valid: Callable[[], bool] = lambda: True,
 ) -> AsyncIterator[str]:
     simulator.open_streams += 1  # streams all run on the event loop: no lock needed
     try:
-        async for chunk in _events(simulator, storage, run_id, after, ping):
+        async for chunk in _events(simulator, storage, run_id, after, ping, token_valid):
             yield chunk
     finally:
         simulator.open_streams -= 1
 
 
 async def _events(
-    simulator: RunSimulator, storage: Storage, run_id: str, after: int, ping: float
+    simulator: RunSimulator, storage: Storage, run_id: str, after: int, ping: float,
+    token_valid: Callable[[], bool],
 ) -> AsyncIterator[str]:
     last_sent = after
     covered = -1  # every event with id <= covered was visible to the last read
-    read_at = quiet_since = time.monotonic()
+    read_at = quiet_since = checked_at = time.monotonic()
     yield ": connected\n\n"  # lets proxies and clients see the stream open at once
     while not simulator.stopping:
         now = time.monotonic()
+        if now - checked_at >= REVALIDATE_SECONDS:
+            checked_at = now
+            if not await anyio.to_thread.run_sync(token_valid):
+                return  # the token was revoked or rotated: the stream ends
         if simulator.last_event_id > covered or now - read_at >= RECHECK_SECONDS:
             rows, status, covered = await anyio.to_thread.run_sync(
                 _read_events, storage, run_id, last_sent

@@ -58,7 +58,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _install_plugins(app: FastAPI) -> None:
     """Routers and background services from other modules: one ``install(app)`` line each."""
-    from . import activity
+    from . import activity, people
     from . import collection as api_collection
     from . import export as api_export
     from . import sellers as api_sellers
@@ -67,6 +67,7 @@ def _install_plugins(app: FastAPI) -> None:
     api_export.install(app)
     api_collection.install(app)
     activity.install(app)  # run control, the activity stream, the run simulator
+    people.install(app)  # ext: users (admin) and seller history
 
 
 def create_app(

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
+from ..storage.changes import record
 from ..storage.core import Tx
 from ..storage.idempotency import IdempotencyKey, Outcome, RequestHash, perform
 from ..storage.records import RUN_COLUMNS, is_uuid, now_ts, run_record, validate_name
@@ -64,6 +65,7 @@ def create_run(tx: Tx, name: object, category_ids: list[str]) -> dict[str, Any]:
         f" VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
         [row[c] for c in RUN_COLUMNS],
     )
+    record(tx, "run", row["id"], "create", row["rev"], {"name": display}, now)
     return run_record(tuple(row[c] for c in RUN_COLUMNS))
 
 

@@ -27,7 +27,9 @@ __all__ = [
     "json_response", "require", "settings_of", "storage_of"]
 
 API_VERSION = "1.0"
-EXTENSIONS = ("rev_feed", "flag_set", "bulk_flag", "restore", "idempotency", "arrow")
+EXTENSIONS = (
+    "rev_feed", "flag_set", "bulk_flag", "restore", "idempotency", "arrow", "users", "history",
+)
 
 bearer = HTTPBearer(auto_error=False, description="a token from the server's tokens file")
 
@@ -83,7 +85,9 @@ def require(permission: str) -> Callable[..., User]:
         user = book.user_for(credentials.credentials)
         if user is None:
             raise Problem(
-                401, "UNAUTHORIZED", "the token is not known to this server",
+                401, "UNAUTHORIZED", "the token is not known to this server: it is mistyped, "
+                "or was revoked or rotated; ask the server's admin for a token "
+                "(`sellerbench users rotate NAME`)",
                 {"WWW-Authenticate": "Bearer"},
             )
         if not user.can(permission):

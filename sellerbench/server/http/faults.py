@@ -5,6 +5,10 @@ wraps the whole app, outside Starlette's stack) applies them per request:
 
 1. ``rate_limit``: a token bucket of that many requests per second (burst of the same
    size); over it, 429 ``RATE_LIMITED`` with ``Retry-After`` in whole seconds.
+   ``token_rate_limit``: the same, one bucket per bearer token (a runaway notebook
+   exhausts its own bucket, not the team's). A request refused by its token's bucket
+   takes nothing from the server's; each server process keeps its own buckets, so with
+   ``--workers N`` a token may reach N times its limit at most.
 2. ``fail_rate``: that share of requests get 503 ``UNAVAILABLE`` without running.
 3. ``drop_before_rate`` (writes only: POST, PATCH, PUT, DELETE): the connection is
    closed without a response and the handler never runs.
@@ -24,6 +28,7 @@ the server runs (``server.faults.fail_rate = 1.0``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import threading
@@ -40,6 +45,27 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 EXEMPT = ("/health", "/openapi.json", "/docs", "/redoc")
 
 
+_MAX_BUCKETS = 100_000  # per-token buckets kept (a flood of random tokens resets them)
+
+
+@dataclass
+class _Bucket:
+    """A token bucket: ``tokens`` left, refilled at the limit's rate since ``stamp``."""
+
+    tokens: float
+    stamp: float
+
+    def take(self, rate: float, now: float) -> int | None:
+        """None (and one request taken), or whole seconds to wait."""
+        capacity = max(1.0, rate)
+        self.tokens = min(capacity, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return max(1, math.ceil((1.0 - self.tokens) / rate))
+
+
 class ConnectionDropped(ConnectionError):
     """A drop fault fired where no real connection could be closed (in-process tests)."""
 
@@ -49,6 +75,7 @@ class Faults:
     """The misbehaviour switches; all off by default."""
 
     rate_limit: float | None = None
+    token_rate_limit: float | None = None
     fail_rate: float = 0.0
     drop_before_rate: float = 0.0
     drop_after_rate: float = 0.0
@@ -60,36 +87,50 @@ class Faults:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {value}")
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be a positive number of requests per second")
+        for name in ("rate_limit", "token_rate_limit"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be a positive number of requests per second")
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
-        self._tokens = float(self.rate_limit or 0)
+        self._tokens = float(self.rate_limit or 0)  # the server's bucket
         self._stamp = time.monotonic()
+        self._token_buckets: dict[bytes, _Bucket] = {}
 
     @property
     def active(self) -> bool:
         return bool(
-            self.rate_limit or self.fail_rate or self.drop_before_rate or self.drop_after_rate
+            self.rate_limit or self.token_rate_limit or self.fail_rate
+            or self.drop_before_rate or self.drop_after_rate
         )
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
 
-    def retry_after(self) -> int | None:
-        """Seconds to wait when the bucket is empty, else None (and a token is taken)."""
-        if not self.rate_limit:
-            return None
+    def retry_after(self, authorization: bytes | None = None) -> int | None:
+        """Seconds to wait when the token's bucket or the server's is empty, else None
+        (and a request is taken from each)."""
         with self._lock:
             now = time.monotonic()
-            capacity = max(1.0, self.rate_limit)
-            self._tokens = min(capacity, self._tokens + (now - self._stamp) * self.rate_limit)
-            self._stamp = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return None
-            self._count("rate_limited")
-            return max(1, math.ceil((1.0 - self._tokens) / self.rate_limit))
+            if self.token_rate_limit and authorization:
+                key = hashlib.sha256(authorization).digest()  # never the token itself
+                bucket = self._token_buckets.get(key)
+                if bucket is None:
+                    if len(self._token_buckets) >= _MAX_BUCKETS:
+                        self._token_buckets.clear()
+                    bucket = self._token_buckets[key] = _Bucket(self.token_rate_limit, now)
+                wait = bucket.take(self.token_rate_limit, now)
+                if wait is not None:
+                    self._count("token_rate_limited")
+                    return wait
+            if self.rate_limit:
+                server = _Bucket(self._tokens, self._stamp)
+                wait = server.take(self.rate_limit, now)
+                self._tokens, self._stamp = server.tokens, server.stamp
+                if wait is not None:
+                    self._count("rate_limited")
+                    return wait
+            return None
 
     def decide(self, method: str) -> str | None:
         """'fail', 'drop_before', 'drop_after' or None for this request."""
@@ -144,7 +185,13 @@ class FaultMiddleware:
         if scope["type"] != "http" or not faults.active or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
-        wait = faults.retry_after()
+        authorization = None
+        if faults.token_rate_limit:
+            for name, header in scope["headers"]:
+                if name == b"authorization":
+                    authorization = header
+                    break
+        wait = faults.retry_after(authorization)
         if wait is not None:
             await _error(send, 429, "RATE_LIMITED", f"too many requests; retry in {wait} s",
                          [(b"retry-after", str(wait).encode())])

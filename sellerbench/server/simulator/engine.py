@@ -54,6 +54,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from ..storage.changes import record
 from ..storage.core import Storage, Tx
 from ..storage.records import RUN_COLUMNS, normalize_name, now_ts, parse_ts, run_record
 from .demo import _name as seller_name
@@ -237,8 +238,10 @@ class RunSimulator:
         with self.storage.write() as tx:
             return self.transition_in(tx, run_id, action)
 
-    def transition_in(self, tx: Tx, run_id: str, action: str) -> dict[str, Any]:
-        """``transition`` inside the caller's write transaction (the idempotency ledger's)."""
+    def transition_in(self, tx: Tx, run_id: str, action: str, by: str | None = None
+                      ) -> dict[str, Any]:
+        """``transition`` inside the caller's write transaction (the idempotency ledger's);
+        ``by``: the name of the user who asked, which the ``status`` event carries."""
         sources, target = TRANSITIONS[action]
         row = _run_row(tx, run_id)
         if row is None:
@@ -251,8 +254,11 @@ class RunSimulator:
         after_row = _run_row(tx, run_id)
         assert after_row is not None  # updated just above, in this transaction
         after = run_record(after_row)
+        record(tx, "run", run_id, action, after["rev"],
+               {"status": target, "previous": run["status"]}, now)
         self._emit(tx, run_id, "status", {
             **_counters(after), "previous": run["status"], "reason": f"{action} requested",
+            "user": by,
         })
         if target == "running":
             self._since[run_id] = time.time()
@@ -434,13 +440,14 @@ class RunSimulator:
             row = tx.execute(sql.format("<"), (point, run_id)).fetchone()
         if row is None:
             return None
-        now = now_ts()
+        now, rev = now_ts(), tx.next_rev()
         tx.execute(
             "UPDATE sellers SET times_seen = times_seen + 1, last_seen_run_id = ?,"
             " first_seen_run_id = coalesce(first_seen_run_id, ?), updated_at = ?, rev = ?"
             " WHERE id = ?",
-            (run_id, run_id, now, tx.next_rev(), row[0]),
+            (run_id, run_id, now, rev, row[0]),
         )
+        record(tx, "seller", row[0], "seen", rev, {"run_id": run_id}, now)
         return {"seller_id": row[0], "display_name": row[1], "new": False,
                 "times_seen": row[2] + 1}
 
@@ -454,14 +461,16 @@ class RunSimulator:
             k += 1
             name = f"{base} {k}"
         seller_id = str(uuid.uuid4())  # random, not seeded: ids must never collide
-        now = now_ts()
+        now, rev = now_ts(), tx.next_rev()
         tx.execute(
             "INSERT INTO sellers (id, display_name, normalized_name, platform, platform_id,"
             " times_seen, flagged, first_seen_run_id, last_seen_run_id, created_at,"
             " updated_at, deleted_at, rev) VALUES (?, ?, ?, 'ebay', ?, 1, 0, ?, ?, ?, ?, NULL, ?)",
             (seller_id, name, normalize_name(name), str(rng.randrange(10**8, 10**9)),
-             run_id, run_id, now, now, tx.next_rev()),
+             run_id, run_id, now, now, rev),
         )
+        record(tx, "seller", seller_id, "found", rev, {"run_id": run_id, "display_name": name},
+               now)
         return {"seller_id": seller_id, "display_name": name, "new": True, "times_seen": 1}
 
     # -- events ------------------------------------------------------------------------

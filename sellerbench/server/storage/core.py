@@ -27,8 +27,12 @@ timeout; 503). SQLite-only parts (pragmas) stay in this module.
 Tables (stable: the run simulator writes ``collection_runs`` and ``activity_events``):
 
 - ``meta(key, value)``: ``rev`` (the last change number handed out), ``schema_version``
-- ``users(id, name, permissions)`` with ``permissions`` a JSON list of permission keys
-- ``tokens(token_hash, user_id)``: sha256 of each bearer token, never the token itself
+- ``users(id, name, permissions, role, created_at, last_seen_at, revoked_at)``: a person;
+  ``role`` names the permissions (``http.auth.ROLES``, the one place they are listed);
+  ``permissions`` is written from the role for older readers and not read
+- ``tokens(token_hash, user_id, created_at)``: sha256 of each bearer token, never the token
+- ``changes(rev, entity, entity_id, action, user_id, at, detail JSON)``: who changed what,
+  one row per change (keyed by the rev the change took; ``user_id`` NULL: the simulator)
 - ``sellers``: the Seller fields of API.md, ``flagged`` as 0/1, plus ``rev``
 - ``collection_runs``: the CollectionRun fields, ``category_ids`` as a JSON list, plus ``rev``
 - ``categories(id, name, department)``
@@ -60,16 +64,36 @@ __all__ = [
     "open_storage",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# What brings an older database up to each version (the portable subset: PostgreSQL runs
+# them through the same type translation as TABLES). A fresh database gets TABLES at the
+# current version directly; these run only on a database that recorded an older one.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (  # people: a role per user, when they came and were last seen, revocation
+        "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'viewer'",
+        "ALTER TABLE users ADD COLUMN created_at TEXT",
+        "ALTER TABLE users ADD COLUMN last_seen_at TEXT",
+        "ALTER TABLE users ADD COLUMN revoked_at TEXT",
+        "UPDATE users SET role = CASE WHEN permissions LIKE '%admin.automation%' THEN 'admin'"
+        " WHEN permissions LIKE '%seller_collection.write%' THEN 'analyst' ELSE 'viewer' END",
+        "UPDATE users SET created_at = coalesce((SELECT min(t.created_at) FROM tokens t"
+        " WHERE t.user_id = users.id), '1970-01-01T00:00:00.000000Z')",
+    ),
+}
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('rev', '0');
 
 CREATE TABLE IF NOT EXISTS users (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    permissions TEXT NOT NULL
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    permissions  TEXT NOT NULL,
+    role         TEXT NOT NULL DEFAULT 'viewer',
+    created_at   TEXT,
+    last_seen_at TEXT,
+    revoked_at   TEXT
 );
 
 CREATE TABLE IF NOT EXISTS tokens (
@@ -132,6 +156,16 @@ CREATE TABLE IF NOT EXISTS activity_events (
     created_at TEXT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS changes (
+    rev       INTEGER PRIMARY KEY,
+    entity    TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    user_id   TEXT,
+    at        TEXT NOT NULL,
+    detail    TEXT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     user_id    TEXT NOT NULL,
     key        TEXT NOT NULL,
@@ -162,6 +196,7 @@ CREATE INDEX IF NOT EXISTS runs_status ON collection_runs (status, created_at DE
 CREATE INDEX IF NOT EXISTS runs_created ON collection_runs (created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS activity_run ON activity_events (run_id, id);
 CREATE INDEX IF NOT EXISTS idempotency_age ON idempotency_keys (created_at);
+CREATE INDEX IF NOT EXISTS changes_entity ON changes (entity_id, rev);
 """
 
 
@@ -183,6 +218,7 @@ class Tx:
 
     dialect = "sqlite"
     for_update = ""  # the writer holds the whole database: no row lock needed
+    user_id: str | None = None  # whose write this is (changes.record files it)
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -238,12 +274,31 @@ class SQLiteStorage:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        found = self._schema_version()
+        if found is not None and found > SCHEMA_VERSION:
+            raise ValueError(
+                f"the database {str(self.path)!r} has schema version {found}, newer than "
+                f"this server's {SCHEMA_VERSION}: upgrade sellerbench"
+            )
         self._connect().executescript(TABLES)  # every statement is IF NOT EXISTS
         with self.write() as tx:
+            for version in range(found or SCHEMA_VERSION, SCHEMA_VERSION):
+                for statement in MIGRATIONS[version + 1]:
+                    tx.execute(statement)
             tx.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key)"
+                " DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),)
             )
             tx.executemany("INSERT OR IGNORE INTO categories VALUES (?, ?, ?)", CATEGORIES)
+
+    def _schema_version(self) -> int | None:
+        """The version an existing database recorded (1 before it was recorded), or None
+        for a fresh file."""
+        conn = self._connect()
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 1
 
     def __repr__(self) -> str:
         return f"<SQLiteStorage {str(self.path)!r}>"

@@ -10,6 +10,9 @@ the key up for the caller's user:
   (``Idempotent-Replayed: true``) and nothing runs;
 - known with a different request: 422 ``IDEMPOTENCY_KEY_REUSED``.
 
+The write runs with ``tx.user_id`` set to the caller, so every change it files names
+its author (:mod:`.changes`) in the same transaction as the stored answer.
+
 Only successful answers are stored: a refused write (409, 404, 422) wrote nothing, so
 retrying it simply asks again. In base-only mode the header is ignored entirely.
 
@@ -141,6 +144,7 @@ def _perform_once(
     storage = storage_of(request)
     if key is None or digest is None or not settings_of(request).ext:
         with storage.write() as tx:
+            tx.user_id = user.id
             status, payload = _render(action(tx))
         return _response(status, payload)
     method, path = request.method, request.url.path
@@ -148,7 +152,8 @@ def _perform_once(
         tx.lock(f"idempotency {user.id} {key}")  # the same key at once: one at a time
         replay = _replay(tx, user, key, method, path, digest)
         if replay is not None:
-            return replay
+            return replay  # nothing ran: no second change, no second author
+        tx.user_id = user.id
         status, payload = _render(action(tx))
         now = now_ts()
         tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (ts_before(now, KEEP),))

@@ -64,7 +64,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .catalog import CATEGORIES
-from .core import INDEXES, SCHEMA_VERSION, TABLES, Busy, Conflict, Duplicate
+from .core import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES, Busy, Conflict, Duplicate
 
 __all__ = ["MAX_WRITE_SECONDS", "WRITE_BOUND_SECONDS", "PostgresStorage"]
 
@@ -108,9 +108,9 @@ CREATE OR REPLACE TRIGGER activity_notify AFTER INSERT ON activity_events
 """
 
 
-def pg_tables() -> str:
-    """The SQLite schema of :mod:`.storage` in PostgreSQL's types."""
-    sql = TABLES
+def pg_tables(sql: str = TABLES) -> str:
+    """The SQLite schema of :mod:`.storage` (or one of its migrations) in PostgreSQL's
+    types."""
     for pattern, replacement in _TYPES:
         sql = re.sub(pattern, replacement, sql)
     return sql
@@ -189,6 +189,7 @@ class PgTx:
 
     dialect = "postgresql"
     for_update = " FOR UPDATE"
+    user_id: str | None = None  # whose write this is (changes.record files it)
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
@@ -306,17 +307,21 @@ class PostgresStorage:
             conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
             try:
                 exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchall()[0][0]
+                found = SCHEMA_VERSION
                 if exists:
                     row = conn.execute(
                         "SELECT value FROM meta WHERE key = 'schema_version'"
                     ).fetchone()
-                    found = int(row[0]) if row else 0
+                    found = int(row[0]) if row else 1
                     if found > SCHEMA_VERSION:
                         raise ValueError(
                             f"the database has schema version {found}, newer than this "
                             f"server's {SCHEMA_VERSION}: upgrade sellerbench"
                         )
                 with conn.transaction():
+                    for version in range(found, SCHEMA_VERSION):
+                        for statement in MIGRATIONS[version + 1]:
+                            conn.execute(pg_tables(statement))
                     for statement in _statements(pg_tables() + EXTRA):
                         conn.execute(statement)
                     conn.execute(

@@ -10,6 +10,7 @@ Rules every function keeps:
 - ids that are not UUIDs cannot exist, so they are simply "not found";
 - a refused single write raises :class:`~.problems.Problem`, which rolls the
   transaction back: nothing is half-written;
+- every change is filed with its author (:mod:`.changes`), in the same transaction;
 - a row read in order to change it is locked (``tx.for_update``: PostgreSQL's writers
   run concurrently), batches in id order so two batches never wait on each other in a
   circle; a name taken by a concurrent writer is caught by the unique index.
@@ -27,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..http.problems import Problem
+from .changes import record, record_many
 from .core import Duplicate, Tx
 from .records import SELLER_COLUMNS, is_uuid, normalize_name, now_ts, seller_record, validate_name
 
@@ -99,6 +101,7 @@ def _insert(tx: Tx, display: str, normalized: str, now: str) -> dict[str, Any]:
         tx.execute(f"INSERT INTO sellers ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", row)
     except (sqlite3.IntegrityError, Duplicate) as exc:  # the unique index agrees with _taken
         raise Problem(409, "DUPLICATE", f"a live seller is already named {display!r}") from exc
+    record(tx, "seller", row[0], "create", row[-1], {"display_name": display}, now)
     return seller_record(row)
 
 
@@ -129,12 +132,20 @@ def bulk_create(tx: Tx, names: list[str]) -> tuple[list[dict[str, Any]], list[st
 
 
 def _write(tx: Tx, seller_id: str, changes: dict[str, Any]) -> None:
-    changes = {**changes, "updated_at": now_ts(), "rev": tx.next_rev()}
-    sets = ", ".join(f"{column} = ?" for column in changes)
+    now, rev = now_ts(), tx.next_rev()
+    sets = ", ".join(f"{column} = ?" for column in (*changes, "updated_at", "rev"))
     try:
-        tx.execute(f"UPDATE sellers SET {sets} WHERE id = ?", [*changes.values(), seller_id])
+        tx.execute(f"UPDATE sellers SET {sets} WHERE id = ?",
+                   [*changes.values(), now, rev, seller_id])
     except Duplicate as exc:  # a concurrent writer took the name after _taken looked
         raise Problem(409, "DUPLICATE", "a live seller already has this name") from exc
+    detail: dict[str, Any] = {}
+    if "display_name" in changes:
+        detail["display_name"] = changes["display_name"]
+    if "flagged" in changes:
+        detail["flagged"] = bool(changes["flagged"])
+    action = "flag" if "display_name" not in changes else "rename" if len(detail) == 1 else "update"
+    record(tx, "seller", seller_id, action, rev, detail, now)
 
 
 def update(tx: Tx, seller_id: str, *, name: object = None, flagged: bool | None = None):
@@ -171,21 +182,24 @@ def delete(tx: Tx, seller_id: str) -> None:
     if row is None:
         raise Problem(404, "NOT_FOUND", f"no seller with id {seller_id!r}")
     if row[SELLER_COLUMNS.index("deleted_at")] is None:
-        now = now_ts()
+        now, rev = now_ts(), tx.next_rev()
         tx.execute(
             "UPDATE sellers SET deleted_at = ?, updated_at = ?, rev = ? WHERE id = ?",
-            (now, now, tx.next_rev(), seller_id),
+            (now, now, rev, seller_id),
         )
+        record(tx, "seller", seller_id, "delete", rev, None, now)
 
 
 def bulk_delete(tx: Tx, ids: list[str]) -> int:
     """Soft-delete the live sellers among ``ids``; how many changed."""
     rows = _rows(tx, _ids(ids), " AND deleted_at IS NULL")
     now = now_ts()
+    revs = [(row[0], tx.next_rev()) for row in rows]
     tx.executemany(
         "UPDATE sellers SET deleted_at = ?, updated_at = ?, rev = ? WHERE id = ?",
-        [(now, now, tx.next_rev(), row[0]) for row in rows],
+        [(now, now, rev, seller_id) for seller_id, rev in revs],
     )
+    record_many(tx, "seller", "delete", revs, None, now)
     return len(rows)
 
 
@@ -194,10 +208,12 @@ def bulk_flag(tx: Tx, ids: list[str], flagged: bool) -> int:
     value = 1 if flagged else 0
     rows = _rows(tx, _ids(ids), f" AND deleted_at IS NULL AND flagged != {value}")
     now = now_ts()
+    revs = [(row[0], tx.next_rev()) for row in rows]
     tx.executemany(
         "UPDATE sellers SET flagged = ?, updated_at = ?, rev = ? WHERE id = ?",
-        [(value, now, tx.next_rev(), row[0]) for row in rows],
+        [(value, now, rev, seller_id) for seller_id, rev in revs],
     )
+    record_many(tx, "seller", "flag", revs, {"flagged": flagged}, now)
     return len(rows)
 
 
@@ -221,8 +237,10 @@ def bulk_restore(tx: Tx, ids: list[str]) -> int:
             f"seller ({shown}); rename or delete that seller, or restore the others alone",
         )
     now = now_ts()
+    revs = [(row[0], tx.next_rev()) for row in rows]
     tx.executemany(
         "UPDATE sellers SET deleted_at = NULL, updated_at = ?, rev = ? WHERE id = ?",
-        [(now, tx.next_rev(), row[0]) for row in rows],
+        [(now, rev, seller_id) for seller_id, rev in revs],
     )
+    record_many(tx, "seller", "restore", revs, None, now)
     return len(rows)
