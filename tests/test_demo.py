@@ -89,6 +89,12 @@ def test_the_demo_prints_the_lab_url_and_the_terminal_lines(demo: dict[str, Any]
     assert (b"--allow-root" in command) == (os.geteuid() == 0)  # root needs it, users don't
 
 
+# What a checked cell may print differently here than under a fresh ``sb.demo()`` (as
+# nbval's --nbval-sanitize-with would): 06-mutations deletes, then undoes, the first seller
+# by name, and the notebooks before it changed the demo server this run shares.
+SANITIZE = [(re.compile(r"undid delete of '[^'\n]*'"), "undid delete of '<a seller>'")]
+
+
 def _checked_outputs(path: Path) -> dict[str, str]:
     """The text of each ``# NBVAL_CHECK_OUTPUT`` cell that has outputs, by cell id."""
     texts = {}
@@ -97,7 +103,10 @@ def _checked_outputs(path: Path) -> dict[str, str]:
             continue
         parts = [o.get("text") or o.get("data", {}).get("text/plain", "")
                  for o in cell.get("outputs", [])]
-        texts[cell["id"]] = "".join("".join(p) if isinstance(p, list) else p for p in parts)
+        text = "".join("".join(p) if isinstance(p, list) else p for p in parts)
+        for pattern, replacement in SANITIZE:
+            text = pattern.sub(replacement, text)
+        texts[cell["id"]] = text
     return texts
 
 
