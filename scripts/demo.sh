@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd -P)
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh all  # the server, the report and JupyterLab: what the notebooks run
 N=${SELLERBENCH_DEMO_N:-20000}
 PORT=${SELLERBENCH_PORT:-8765}
 DIR=${SELLERBENCH_DEMO_DIR:-$ROOT/data/demo-server}

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, the type checker, unit and integration tests against the
-# real reference server, the wheel installed into fresh venvs (3.11 and 3.13), the demo
-# with every notebook in its JupyterLab environment, the notebooks under nbval, browser
-# tests in headless Chromium, benchmarks in quick mode.
+# The whole suite: lint, the type checker, unit and integration tests against the real
+# reference server, the wheel installed into fresh venvs (3.11 and 3.13), the demo with
+# every notebook run once in its JupyterLab environment (outputs marked NBVAL_CHECK_OUTPUT
+# compared), browser tests in headless Chromium, benchmarks in quick mode.
 #
-# Arguments go to pytest, e.g. the quick subset while working:
+# The tests run side by side in SELLERBENCH_TEST_WORKERS pytest-xdist workers (default 3:
+# most tests wait on servers, kernels and subprocesses, so a third worker keeps two cores
+# busy). Each test module stays on one worker (--dist loadscope: its module-scoped servers
+# start once); each worker has a SELLERBENCH_HOME of its own (tests/conftest.py). The 25 slowest tests
+# are printed at the end.
+#
+# Arguments go to pytest, e.g. the quick subset while working (no reliability, wheel,
+# demo or browser tests):
 #   bash scripts/test.sh -m "not slow and not browser"
+# and one file, serially: bash scripts/test.sh -n 0 tests/cache/test_store.py
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh dev
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
         (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
@@ -17,7 +25,7 @@ if ! command -v chromium >/dev/null 2>&1; then
         exit 1
     fi
 fi
-# PostgreSQL binaries for the tests that start a throw-away cluster (server/pgcluster.py)
+# PostgreSQL binaries for the tests that start a throw-away cluster (tests/pgcluster.py)
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
         # the binaries only: no "main" cluster of the package's own left running
@@ -38,7 +46,9 @@ lint=(sellerbench tests)
 [ -d benchmarks ] && lint+=(benchmarks)
 .venv/bin/ruff check "${lint[@]}"
 .venv/bin/mypy  # [tool.mypy] in pyproject.toml: the files and the settings
-.venv/bin/python -m pytest -p no:cacheprovider -q "$@" tests
-if compgen -G "notebooks/*.ipynb" >/dev/null; then
-    .venv/bin/python -m pytest -p no:cacheprovider -q --nbval-lax "$@" notebooks
-fi
+workers=${SELLERBENCH_TEST_WORKERS:-3}
+# Paths among the arguments replace tests/ (e.g. one file while working).
+paths=(tests)
+for arg in "$@"; do [ -e "${arg%%::*}" ] && { paths=(); break; }; done
+.venv/bin/python -m pytest -p no:cacheprovider -q -n "$workers" --dist loadscope \
+    --durations=25 "$@" "${paths[@]}"

@@ -1,4 +1,4 @@
-"""The README's "What sellerbench guarantees": every line names tests pytest still collects.
+"""docs/guarantees.md, linked from the README: every line names tests pytest still collects.
 
 A guarantee whose test was renamed or deleted would go on claiming a proof that no
 longer runs; this fails instead.
@@ -12,20 +12,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADING = "## What sellerbench guarantees"
+PAGE = ROOT / "docs" / "guarantees.md"
 NODE = re.compile(r"`(tests/[\w/]+\.py::\w+(?:\[[^\]`]+\])?)`")
 
 
-def _section() -> list[str]:
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    assert HEADING in lines, f"README.md has no {HEADING!r} section"
-    start = lines.index(HEADING) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return lines[start:end]
-
-
 def _guarantees() -> list[str]:
-    return [line for line in _section() if line.startswith("- ")]
+    """The page's list items: each is one guarantee."""
+    lines = PAGE.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.startswith("- ")]
+
+
+def test_the_readme_links_the_guarantees_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "(docs/guarantees.md)" in readme, "README.md no longer links docs/guarantees.md"
 
 
 def test_every_guarantee_names_a_test() -> None:
@@ -49,5 +48,5 @@ def test_every_named_test_is_collected() -> None:
     collected = {line.strip() for line in listed.stdout.splitlines() if "::" in line}
     # A parametrized test is collected as name[id]: its bare name counts as collected.
     absent = [n for n in named if not any(c == n or c.startswith(n + "[") for c in collected)]
-    assert not absent, f"named in README.md but not collected: {absent}"
+    assert not absent, f"named in docs/guarantees.md but not collected: {absent}"
     assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]

@@ -2,13 +2,15 @@
 outside the repository, on Python 3.11 and 3.13, running ``serve --demo``, ``sync``,
 ``status``, ``export`` and ``report`` from a folder of its own.
 
-The wheel is built once per session from a copy of the files the package is made of, so
-nothing in the checkout can leak in. pip's download cache is the user's usual one, so a
-second run installs without the network.
+The wheel is built once per run (under a lock in the run's temporary folder, so also once
+when pytest-xdist workers share this module) from a copy of the files the package is made
+of, so nothing in the checkout can leak in. pip's download cache is the user's usual one,
+so a second run installs without the network.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -51,16 +53,25 @@ def _pyenv_version(version: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = tmp_path_factory.mktemp("wheel-source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "sellerbench", source / "sellerbench",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist),
-                    str(source)], check=True, timeout=600, capture_output=True)
-    built = list(dist.glob("sellerbench-*.whl"))
+def wheel(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The wheel, built once per run: the first worker to get here builds it under a lock
+    in the run's shared temporary folder, the others (pytest-xdist) install that one."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base  # the run's, across workers
+    dist = shared / "sellerbench-wheel"
+    dist.mkdir(exist_ok=True)
+    with (shared / "sellerbench-wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        built = list(dist.glob("sellerbench-*.whl"))
+        if not built:
+            source = tmp_path_factory.mktemp("wheel-source")
+            for name in ("pyproject.toml", "README.md"):
+                shutil.copy2(ROOT / name, source / name)
+            shutil.copytree(ROOT / "sellerbench", source / "sellerbench",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                            str(dist), str(source)], check=True, timeout=600, capture_output=True)
+            built = list(dist.glob("sellerbench-*.whl"))
     assert len(built) == 1
     return built[0]
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from sellerbench.server.embedded import EmbeddedServer, start
+from tests.seeded import copy_seeded
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +36,8 @@ def make_server(tmp_path_factory, storage, db_url) -> Iterator[Callable[..., Emb
     def factory(n: int = 300, **options: Any) -> EmbeddedServer:
         options.setdefault("data_dir", tmp_path_factory.mktemp("own_server"))
         options.setdefault("db", db_url(storage))
+        if options["db"] is None:  # SQLite: a copy of a seeded database (tests/conftest.py)
+            copy_seeded(tmp_path_factory, n, options.get("seed", 7), options["data_dir"])
         srv = start(n=n, **options)
         started.append(srv)
         return srv

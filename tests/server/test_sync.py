@@ -11,12 +11,14 @@ ARROW = "application/vnd.apache.arrow.stream"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A 300-seller server of this module's own: the counts below must not depend on
-    what other tests wrote into the shared session server."""
+def server(tmp_path_factory, storage, db_url):
+    """A 300-seller server of this module's own, on each storage of the conftest: the
+    counts below must not depend on what other tests wrote into the shared session server."""
     from sellerbench.server.embedded import start
 
-    srv = start(n=300, seed=7, data_dir=tmp_path_factory.mktemp("sync"))
+    srv = start(n=300, seed=7, data_dir=tmp_path_factory.mktemp("sync"), db=db_url(storage))
+    kind = {"sqlite": "SQLiteStorage", "postgresql": "PostgresStorage"}[storage]
+    assert type(srv.storage).__name__ == kind, "the module's server is not on its storage"
     yield srv
     srv.stop()
 
