@@ -151,7 +151,11 @@ def _profile(con: duckdb.DuckDBPyConnection, column: Column, source: str,
         return out
     approx = _one(con, f"SELECT approx_count_distinct({col}) FROM snap")[0]
     if approx > DISTINCT_LIMIT or (rows > 20 and approx > rows // 2):  # mostly unique
-        out.update(distinct=int(approx), approximate=True, values=[])
+        if approx > DISTINCT_LIMIT:  # too many to count exactly on every filter change
+            out.update(distinct=int(approx), approximate=True, values=[])
+        else:  # few enough: the exact count, so "701 distinct" is never "≈703"
+            distinct = _one(con, f"SELECT count(DISTINCT {col}) FROM snap WHERE {text} <> ''")
+            out.update(distinct=int(distinct[0]), values=[])
         return out
     top = con.execute(f"SELECT {col}, count(*) AS n FROM snap WHERE {col} IS NOT NULL "
                   f"AND {text} <> '' GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}").fetchall()
