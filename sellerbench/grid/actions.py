@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import html
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -90,14 +90,23 @@ class GridActions:
         self._prepare()  # the analyst is looking at this grid: re-read now, counts included
         self._show_info(text)
 
-    def flag_selected(self, flagged: bool = True) -> list[str]:
-        """Flag (or unflag) the selected sellers through the mutation queue."""
-        ids = self._require_selection("flag" if flagged else "unflag")
+    def flag_selected(self, flagged: bool = True) -> Sequence[str]:
+        """Flag (or unflag) the selected sellers through the mutation queue (all of
+        them: by the grid's filter, without listing their ids)."""
         before = self._events
-        done = self.wb.flag(ids, flagged)
+        if self._all_selected():
+            done = self.wb.flag(flagged=flagged, where=self.viewport.predicate())
+        else:
+            done = self.wb.flag(self._require_selection("flag" if flagged else "unflag"),
+                                flagged)
         verb = "Flagged" if flagged else "Unflagged"
-        self._acted(before, f"{verb} {_count(len(ids), 'seller')}.")
+        self._acted(before, f"{verb} {_count(len(done), 'seller')}.")
         return done
+
+    def _all_selected(self) -> bool:
+        """Every row under the grid's filter is selected (select-all, Ctrl+A)."""
+        count = self.selected_count
+        return count > 0 and count == self.viewport.row_count
 
     def rename_selected(self, name: str) -> str:
         """Rename the one selected seller."""
@@ -116,16 +125,21 @@ class GridActions:
             return
         self.delete_selected(confirm=True)
 
-    def delete_selected(self, *, confirm: bool = False) -> list[str]:
+    def delete_selected(self, *, confirm: bool = False) -> Sequence[str]:
         """Delete the selected sellers; above ``confirm_delete_above`` needs ``confirm=True``."""
         self._hide_confirm()
-        ids = self._require_selection("delete")
-        if len(ids) > self.confirm_delete_above and not confirm:
-            raise MutationError(f"deleting {len(ids):,} sellers needs confirmation: "
+        count = self.selected_count
+        if not count:
+            self._require_selection("delete")
+        if count > self.confirm_delete_above and not confirm:
+            raise MutationError(f"deleting {count:,} sellers needs confirmation: "
                                 f"delete_selected(confirm=True)")
         before = self._events
-        done = self.wb.delete(ids)
-        self._acted(before, f"Deleted {_count(len(ids), 'seller')} (Undo brings them back).")
+        if self._all_selected():
+            done = self.wb.delete(where=self.viewport.predicate())
+        else:
+            done = self.wb.delete(self._require_selection("delete"))
+        self._acted(before, f"Deleted {_count(len(done), 'seller')} (Undo brings them back).")
         return done
 
     def undo(self) -> str:
@@ -203,7 +217,7 @@ class GridActions:
             ids = self.viewport.ids(runs_of(np.array(rows, dtype=np.int64)))
         flagged = not started_flagged
         before = self._events
-        done = self.wb.flag(ids, flagged)
+        done = list(self.wb.flag(ids, flagged))
         verb = "Flagged" if flagged else "Unflagged"
         self._acted(before, f"{verb} {_count(len(ids), 'seller')} (right-drag).")
         return done
