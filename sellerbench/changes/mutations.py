@@ -470,6 +470,10 @@ def undo(store: Store, *, restore_missing: bool = False) -> Undone:
             [action],
         ).fetchall()[0]
         one = _rows(con, "action_id = ?", [action])[0] if total == 1 else None
+        if one is not None and "name" not in one.prior_values:  # a set flag's prior
+            seller = sellers_by_id(con, [one.seller_id]).get(one.seller_id)
+            name = seller.name if seller is not None else one.seller_id
+            one = one._replace(prior=json.dumps({"name": name}))
         touched: set[str] | None = None
         if total <= TOUCH_LIMIT:
             found = con.execute(

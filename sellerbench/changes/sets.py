@@ -56,8 +56,11 @@ def resolved_sql(source: str, column: str) -> str:
 
 
 # What each kind queues per seller (columns of ``mutations``), from a row of _sb_act.
+# A flag's prior is one of two constants (undo needs only the value; a seller's name is
+# read when a description needs it): building a JSON object per row costs ~1 s a million.
 _VALUES = {
-    "flag": "$flagged, NULL, NULL, NULL, json_object('flagged', flagged, 'name', display_name)",
+    "flag": "$flagged, NULL, NULL, NULL, CASE WHEN flagged THEN '{\"flagged\": true}'::JSON "
+            "ELSE '{\"flagged\": false}'::JSON END",
     "delete": "NULL, NULL, NULL, normalized_name, "
               "json_object('name', display_name, 'flagged', flagged)",
     "restore": "flagged, display_name, normalized_name, NULL, json_object('name', display_name)",
@@ -88,8 +91,10 @@ def act_on_set(
             con.execute(
                 "INSERT INTO mutations (id, action_id, origin, kind, seller_id, flagged, name,"
                 " normalized, frees, prior, state, created_at) "
-                f"SELECT uuid()::VARCHAR, $action, 'analyst', $kind, target, {_VALUES[kind]}, "
-                "'pending', now() FROM _sb_act ORDER BY pos",
+                f"SELECT $action || '.' || pos, $action, 'analyst', $kind, target, "
+                f"{_VALUES[kind]}, 'pending', now() FROM _sb_act"
+                # Given ids keep their order in the queue; a filter's have none to keep.
+                + (" ORDER BY pos" if chosen is None else ""),
                 {"action": str(uuid.uuid4()), "kind": kind, **(
                     {"flagged": flagged} if kind == "flag" else {})},
             )
