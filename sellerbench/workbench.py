@@ -39,6 +39,7 @@ from .cache import frames, sync
 from .cache.filters import SellerFilter
 from .cache.store import Store
 from .changes import mutations, push
+from .changes.push import IN_FLIGHT, MAX_BULK
 from .changes.result import Action
 from .errors import ConfigError, MutationError, SellerbenchError
 from .settings import Secret, resolve, value
@@ -292,7 +293,9 @@ class Workbench:
         coalesce: bool = True,
         retry_now: bool = True,
         backoff: Backoff | None = None,
-        chunk: int = 1_000,
+        chunk: int = MAX_BULK,
+        in_flight: int = IN_FLIGHT,
+        progress: bool = True,
         retries: int | None = None,
         timeout: float | None = None,
     ) -> PushReport:
@@ -301,7 +304,9 @@ class Workbench:
         ``wait``: seconds to spend waiting for changes in backoff to come due;
         ``coalesce``: bulk calls where the server offers them; ``retry_now``: ignore the
         backoff of earlier pushes; ``backoff``: the delay policy for changes that failed
-        transiently; ``chunk``: changes per bulk call; ``retries`` / ``timeout``: per
+        transiently; ``chunk``: changes per bulk call (at most the API's 10,000);
+        ``in_flight``: calls under way at once; ``progress``: a progress bar once the
+        push takes more than a second; ``retries`` / ``timeout``: per
         request, for this push only (default: the client's). A push under way in another
         thread is waited for, then this one sends what is left. Raises AuthError when the
         token may not write (everything stays queued).
@@ -314,7 +319,7 @@ class Workbench:
             client = client.with_options(retries=retries, timeout=timeout)
         report = self._push(
             client, wait=wait, coalesce=coalesce, retry_now=retry_now, backoff=backoff,
-            chunk=chunk,
+            chunk=chunk, in_flight=in_flight, progress=progress,
         )
         assert report is not None  # a blocking push always runs
         return report
@@ -490,7 +495,9 @@ class Workbench:
         coalesce: bool = True,
         retry_now: bool = True,
         backoff: Backoff | None = None,
-        chunk: int = 1_000,
+        chunk: int = MAX_BULK,
+        in_flight: int = IN_FLIGHT,
+        progress: bool = False,
         blocking: bool = True,
     ) -> PushReport | None:
         """One push of this file at a time in this process (the file's push lock).
@@ -514,7 +521,7 @@ class Workbench:
                 locks.push_again.clear()
                 step = push.push(
                     self.store, client, wait=wait, coalesce=coalesce, retry_now=retry_now,
-                    backoff=backoff, chunk=chunk,
+                    backoff=backoff, chunk=chunk, in_flight=in_flight, progress=progress,
                 )
             finally:
                 locks.push.release()

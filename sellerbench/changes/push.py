@@ -36,11 +36,14 @@ Exactly once, by contract level:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import socket
 import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from ..api.client import MAX_BULK
 from ..errors import (
     ApiError,
     AuthError,
@@ -59,6 +63,7 @@ from ..errors import (
     ServerError,
     TransportError,
 )
+from ..shortrepr import html_table, one_line
 from .outcomes import (
     Call,
     Mut,
@@ -69,14 +74,16 @@ from .outcomes import (
     registered,
     sellers_touched,
 )
+from .result import TOUCH_LIMIT
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient
     from ..cache.store import Store
 
-__all__ = ["Backoff", "PushReport", "has_pending", "push"]
+__all__ = ["IN_FLIGHT", "MAX_BULK", "Backoff", "PushReport", "has_pending", "push"]
 
 TRANSIENT = (TransportError, ServerError, ProtocolError)
+IN_FLIGHT = 4  # calls under way at once (the client keeps 4 connections alive)
 SCAN_PAGE = 100  # the base contract's largest page
 MAX_SCAN_PAGES = 2_000  # a look-up reads at most this many pages, then retries later
 _FLUSH_EVERY = 2.0  # seconds between outcome flushes within a round (crash safety)
@@ -109,7 +116,8 @@ class PushReport:
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     note: str | None = None
-    touched: frozenset[str] = frozenset()  # sellers whose visible rows changed
+    # sellers whose visible rows changed; None: more than TOUCH_LIMIT (any row may have)
+    touched: frozenset[str] | None = frozenset()
 
     def merged(self, later: PushReport) -> PushReport:
         """This report and a later round's, as one (counts added, the later state kept)."""
@@ -124,7 +132,8 @@ class PushReport:
             seconds=self.seconds + later.seconds,
             failures=self.failures + later.failures,
             note=later.note or self.note,
-            touched=self.touched | later.touched,
+            touched=None if self.touched is None or later.touched is None
+            else self.touched | later.touched,
         )
 
     def __str__(self) -> str:
@@ -143,6 +152,19 @@ class PushReport:
             text += f"\n{self.note}"
         return text
 
+    def __repr__(self) -> str:
+        return one_line(f"<PushReport {self}>")
+
+    def _repr_html_(self) -> str:
+        return html_table("push", [
+            ("confirmed", f"{self.succeeded:,}"), ("refused", f"{self.failed:,}"),
+            ("still pending", f"{self.still_pending:,}"),
+            ("calls", f"{self.calls:,} ({self.coalesced:,} bulk)"),
+            ("look-up pages", f"{self.reads:,}"), ("seconds", f"{self.seconds:.2f}"),
+            *([("refused", "; ".join(self.failures[:3]))] if self.failures else []),
+            *([("note", self.note)] if self.note else []),
+        ])
+
 
 # -- the public entry point ------------------------------------------------------------------
 
@@ -155,7 +177,9 @@ def push(
     coalesce: bool = True,
     backoff: Backoff | None = None,
     retry_now: bool = True,
-    chunk: int = 1_000,
+    chunk: int = MAX_BULK,
+    in_flight: int = IN_FLIGHT,
+    progress: bool = True,
     max_rounds: int = 10_000,
 ) -> PushReport:
     """Send the queue of ``store`` through ``client``; returns a PushReport (``touched``:
@@ -164,21 +188,39 @@ def push(
     ``wait``: seconds this call may spend waiting for changes in backoff to come due.
     ``coalesce``: bulk calls where the server offers them (False: one call per change).
     ``retry_now``: ignore the backoff left by earlier pushes (an explicit push).
+    ``chunk``: changes per bulk call (the API's largest, ``MAX_BULK``); ``in_flight``:
+    calls under way at once; ``progress``: a progress bar once a push takes over 1 s.
     Raises AuthError when the token may not write (nothing is lost: all stays queued).
     The caller serializes pushes of one file in this process (``Workbench``); the lease
     in ``meta`` keeps out other processes.
     """
     if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to push")
-    pusher = Pusher(store, client, backoff=backoff or Backoff(), coalesce=coalesce, chunk=chunk)
+    pusher = Pusher(store, client, backoff=backoff or Backoff(), coalesce=coalesce,
+                    chunk=min(max(1, chunk), MAX_BULK), in_flight=max(1, in_flight))
     started = time.monotonic()
     try:
-        pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
+        with _bar(progress) as pusher.progress:
+            pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
     finally:
         pusher.report.seconds = time.monotonic() - started
         pusher.report.still_pending = _finish(store, release=pusher.leased)
-        pusher.report.touched = frozenset(pusher.touched)
+        pusher.report.touched = (
+            frozenset(pusher.touched) if len(pusher.touched) <= TOUCH_LIMIT else None)
     return pusher.report
+
+
+@contextlib.contextmanager
+def _bar(shown: bool) -> Iterator[Any]:
+    """A progress bar of changes sent, drawn only once the push has taken a second."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="push", unit=" changes", unit_scale=True, delay=1.0, leave=False,
+               disable=not shown)
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def has_pending(con: duckdb.DuckDBPyConnection) -> bool:
@@ -246,13 +288,16 @@ def _alive(pid: int) -> bool:
 
 class Pusher:
     def __init__(
-        self, store: Store, client: ApiClient, *, backoff: Backoff, coalesce: bool, chunk: int
+        self, store: Store, client: ApiClient, *, backoff: Backoff, coalesce: bool,
+        chunk: int, in_flight: int,
     ) -> None:
         self.store = store
         self.client = client
         self.backoff = backoff
         self.coalesce = coalesce
-        self.chunk = max(1, chunk)
+        self.chunk = chunk
+        self.in_flight = in_flight
+        self.progress: Any = None  # the progress bar (push() sets it)
         self.report = PushReport()
         self.leased = False
         self.features: frozenset[str] = frozenset()
@@ -281,6 +326,7 @@ class Pusher:
                     "WHERE state = 'pending' AND next_attempt_at IS NOT NULL"
                 )
             heads = read_heads(con)
+        self.progress.total = len(heads)
         deadline = time.monotonic() + wait
         for _ in range(max_rounds):
             progressed = None
@@ -535,48 +581,74 @@ class Pusher:
             )
 
     def _send(self, calls: list[Call]) -> tuple[bool, list[Mut]]:
-        """Make the calls, recording outcomes as they come (at least every 2 s);
-        returns (False if the API stopped answering, the next round's heads)."""
+        """Make the calls, ``in_flight`` at a time, recording outcomes as they come (at
+        least every 2 s); returns (False if the API stopped answering, the next heads).
+
+        A 429 or a storm of transient failures stops new calls (those in flight finish);
+        the calls never made are recorded as not sent."""
         outcomes: list[Outcome] = []
         flushed = time.monotonic()
-        storm = 0
-        alive = True
-        for index, call in enumerate(calls):
-            try:
-                outcome = self._execute(call)
-            except AuthError as exc:
-                outcomes.append(Outcome(call.muts, Result.UNSENT, str(exc)))
-                outcomes += [Outcome(c.muts, Result.UNSENT) for c in calls[index + 1 :]]
-                with self.store.transaction() as con:
-                    self._record(con, outcomes)
-                raise
-            outcomes.append(outcome)
-            storm = storm + 1 if outcome.result in (Result.UNCERTAIN, Result.RETRY) else 0
-            if outcome.result == Result.RETRY or storm >= _STORM:
-                # Rate limited, or the API keeps failing: stop hammering, keep the rest.
-                outcomes += [Outcome(c.muts, Result.UNSENT) for c in calls[index + 1 :]]
-                alive = outcome.result == Result.RETRY
-                if alive and outcome.retry_after:
-                    self._defer(outcomes, outcome.retry_after)
-                break
-            if time.monotonic() - flushed > _FLUSH_EVERY:
-                with self.store.transaction() as con:
-                    self._record(con, outcomes)
-                outcomes, flushed = [], time.monotonic()
+        storm, alive, stop = 0, True, False
+        denied: AuthError | None = None
+        retry_after: float | None = None
+        waiting = iter(calls)
+        running: dict[Future[Outcome], Call] = {}
+        with ThreadPoolExecutor(self.in_flight, "sellerbench-push-call") as pool:
+            while True:
+                while not stop and len(running) < self.in_flight:
+                    call = next(waiting, None)
+                    if call is None:
+                        break
+                    running[pool.submit(self._execute, call)] = call
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    call = running.pop(future)
+                    self._counted(call)
+                    try:
+                        outcome = future.result()
+                    except AuthError as exc:
+                        denied, stop = exc, True
+                        outcome = Outcome(call.muts, Result.UNSENT, str(exc))
+                    outcomes.append(outcome)
+                    self.progress.update(len(call.muts))
+                    failing = outcome.result in (Result.UNCERTAIN, Result.RETRY)
+                    storm = storm + 1 if failing else 0
+                    if outcome.result == Result.RETRY or storm >= _STORM:
+                        # Rate limited, or the API keeps failing: stop hammering.
+                        if not stop and outcome.result == Result.RETRY:
+                            retry_after = outcome.retry_after
+                        alive = alive and outcome.result == Result.RETRY
+                        stop = True
+                if time.monotonic() - flushed > _FLUSH_EVERY:
+                    with self.store.transaction() as con:
+                        self._record(con, outcomes)
+                    outcomes, flushed = [], time.monotonic()
+        unsent = [Outcome(c.muts, Result.UNSENT) for c in waiting]
+        if retry_after and denied is None:
+            self._defer(unsent, retry_after)
+        outcomes += unsent
         with self.store.transaction() as con:
             self._record(con, outcomes)
-            return alive, read_heads(con)
+            heads = read_heads(con)
+        if denied is not None:
+            raise denied
+        return alive, heads
 
     def _defer(self, outcomes: list[Outcome], seconds: float) -> None:
         for o in outcomes:
             if o.result == Result.UNSENT:
                 o.retry_after = seconds
 
-    def _execute(self, call: Call) -> Outcome:
+    def _counted(self, call: Call) -> None:
         self.report.calls += 1
         self.report.sent += len(call.muts)
         if call.bulk:
             self.report.coalesced += 1
+
+    def _execute(self, call: Call) -> Outcome:
+        """One call's outcome (runs on a worker thread; AuthError passes through)."""
         try:
             return self._dispatch(call)
         except AuthError:
@@ -670,7 +742,8 @@ class Pusher:
     def _record(self, con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) -> None:
         if outcomes and self.leased:
             _renew_lease(con)
-        self.touched |= sellers_touched(outcomes)
+        if len(self.touched) <= TOUCH_LIMIT:  # beyond it listeners hear "any row"
+            self.touched |= sellers_touched(outcomes)
         for m, result, error in record(con, outcomes, self._next_attempt):
             self._count(m, result, error)
 

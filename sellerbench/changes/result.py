@@ -19,9 +19,10 @@ from ..shortrepr import html_table, one_line, sample
 
 __all__ = ["TOUCH_LIMIT", "Action"]
 
-# Above this many sellers an action tells listeners "any row may have changed" (None)
-# instead of naming every seller: the grid re-reads its window instead of patching rows.
-TOUCH_LIMIT = 10_000
+# Above this many sellers an action (or a push) tells listeners "any row may have
+# changed" (None) instead of naming every seller; the grid re-reads instead of patching
+# rows (its own PATCH_LIMIT is the same: a rebuild then costs about the same).
+TOUCH_LIMIT = 100_000
 
 
 class Action(Sequence[str]):
