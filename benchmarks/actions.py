@@ -27,7 +27,9 @@ action lost something.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -121,11 +123,11 @@ def push_part(n: int, folder: Path) -> int:
             unflagged = live - flagged_count(wb)
             timed(f"flag {unflagged:,} unflagged from a filter",
                               lambda: wb.flag(where="NOT flagged"), rss_mb())
-            push_s, report = timed(f"push {unflagged:,} flags", lambda: wb.push(wait=30.0),
-                                   rss_mb())
+            push_s, report = timed(f"push {unflagged:,} flags (4 in flight)",
+                                   lambda: wb.push(wait=30.0, progress=False), rss_mb())
             print(f"  {report}")
             ok = report.succeeded == unflagged and report.still_pending == 0
-            server_flagged = sum(1 for _ in _server_flagged(wb))
+            server_flagged = _server_flagged(folder / "server.sqlite3")
             ok = ok and server_flagged == live
             print(f"server flagged after the push: {server_flagged:,} of {live:,} live")
         finally:
@@ -141,12 +143,11 @@ def push_part(n: int, folder: Path) -> int:
     return 0 if ok else 1
 
 
-def _server_flagged(wb):
-    """The server's flagged live sellers, read page by page from its export."""
-    rows = wb.client.sync_sellers(flagged=True)
-    for row in rows:
-        if row.get("deleted_at") is None:
-            yield row["id"]
+def _server_flagged(db: Path) -> int:
+    """The server's flagged live sellers, read from its own database file."""
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        query = "SELECT count(*) FROM sellers WHERE flagged = 1 AND deleted_at IS NULL"
+        return int(con.execute(query).fetchone()[0])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,6 +198,11 @@ def record(
         if o.result == Result.RESOLVED:
             continue  # nothing changes for the mutation; its rows are applied below
         due = next_at(o, now)  # one per call: a batch stays together
+        if not o.per_mut and not o.moved and not (
+                o.result == Result.FAILED and any(m.kind == "create" for m in o.muts)):
+            _uniform(cols, o, due)  # the common case (a bulk call): column at a time
+            settled.extend(Settled(m, o.result, o.error) for m in o.muts)
+            continue
         for m in o.muts:
             result, error = o.per_mut.get(m.id, (o.result, o.error))
             new = o.moved.get(m.id)
@@ -237,6 +242,17 @@ def record(
                 [now],
             )
     return settled
+
+
+def _uniform(cols: dict[str, list[Any]], o: Outcome, due: datetime | None) -> None:
+    """Append the rows of an outcome whose mutations all fare alike."""
+    n = len(o.muts)
+    cols["id"] += [m.id for m in o.muts]
+    cols["o_result"] += [o.result] * n
+    cols["o_error"] += [o.error] * n
+    cols["o_next"] += [None if o.result in (Result.DONE, Result.FAILED) else due] * n
+    cols["o_sent"] += [m.sent_at for m in o.muts]
+    cols["o_new"] += [None] * n
 
 
 # How each result moves a row. ``sent_at`` of the outcome table is the value before this
@@ -283,17 +299,11 @@ def apply_to_sellers(con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) ->
             con.execute(
                 "UPDATE sellers SET flagged = f.flagged FROM _flags f WHERE sellers.id = f.id"
             )
-    if deleted:
-        con.execute(
-            "UPDATE sellers SET deleted_at = coalesce(deleted_at, now()) "
-            "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-            [deleted],
-        )
-    if restored:
-        con.execute(
-            "UPDATE sellers SET deleted_at = NULL WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-            [restored],
-        )
+    for ids, change in ((deleted, "coalesce(deleted_at, now())"), (restored, "NULL")):
+        if ids:
+            with registered(con, "_lives", pa.table({"id": pa.array(ids, pa.string())})):
+                con.execute(f"UPDATE sellers SET deleted_at = {change} "
+                            "WHERE id IN (SELECT id FROM _lives)")
 
 
 def sellers_touched(outcomes: list[Outcome]) -> set[str]:

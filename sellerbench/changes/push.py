@@ -539,14 +539,14 @@ class Pusher:
         """The calls all of whose changes are still pending, read in the transaction that
         marks them sent: an undo in another thread (or kernel) may have taken one back
         since the heads were read, and a change taken back must never go out."""
-        ids = [m.id for call in calls for m in call.muts]
-        if not ids:
+        ids = pa.table({"id": pa.array([m.id for call in calls for m in call.muts], pa.string())})
+        if not ids.num_rows:
             return calls
-        rows = con.execute(
-            "SELECT id FROM mutations WHERE state = 'pending' "
-            "AND id IN (SELECT unnest(?::VARCHAR[]))",
-            [ids],
-        ).fetchall()
+        with registered(con, "_calling", ids):
+            rows = con.execute(
+                "SELECT id FROM mutations WHERE state = 'pending' "
+                "AND id IN (SELECT id FROM _calling)"
+            ).fetchall()
         pending = {r[0] for r in rows}
         return [c for c in calls if all(m.id in pending for m in c.muts)]
 
