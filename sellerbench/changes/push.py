@@ -36,15 +36,12 @@ Exactly once, by contract level:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import random
-import socket
 import time
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +60,6 @@ from ..errors import (
     ServerError,
     TransportError,
 )
-from ..shortrepr import html_table, one_line
 from .outcomes import (
     Call,
     Mut,
@@ -74,6 +70,7 @@ from .outcomes import (
     registered,
     sellers_touched,
 )
+from .report import LEASE, PushReport, claim_lease, progress_bar, renew_lease
 from .result import TOUCH_LIMIT
 
 if TYPE_CHECKING:
@@ -100,70 +97,6 @@ class Backoff:
     def delay(self, attempts: int) -> float:
         ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
         return random.uniform(ceiling / 2, ceiling)  # jitter: retries of many do not align
-
-
-@dataclass
-class PushReport:
-    """What one push did. ``calls`` are write requests; ``coalesced`` of them were bulk."""
-
-    sent: int = 0
-    calls: int = 0
-    coalesced: int = 0
-    reads: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    still_pending: int = 0
-    seconds: float = 0.0
-    failures: list[str] = field(default_factory=list)
-    note: str | None = None
-    # sellers whose visible rows changed; None: more than TOUCH_LIMIT (any row may have)
-    touched: frozenset[str] | None = frozenset()
-
-    def merged(self, later: PushReport) -> PushReport:
-        """This report and a later round's, as one (counts added, the later state kept)."""
-        return PushReport(
-            sent=self.sent + later.sent,
-            calls=self.calls + later.calls,
-            coalesced=self.coalesced + later.coalesced,
-            reads=self.reads + later.reads,
-            succeeded=self.succeeded + later.succeeded,
-            failed=self.failed + later.failed,
-            still_pending=later.still_pending,
-            seconds=self.seconds + later.seconds,
-            failures=self.failures + later.failures,
-            note=later.note or self.note,
-            touched=None if self.touched is None or later.touched is None
-            else self.touched | later.touched,
-        )
-
-    def __str__(self) -> str:
-        text = (
-            f"pushed {self.succeeded} change(s) in {self.calls} call(s) "
-            f"({self.coalesced} bulk) in {self.seconds:.2f} s; {self.failed} refused, "
-            f"{self.still_pending} still pending"
-        )
-        if self.reads:
-            text += f"; {self.reads} look-up page(s)"
-        if self.failures:
-            shown = "; ".join(self.failures[:3])
-            more = f" (+{len(self.failures) - 3} more)" if len(self.failures) > 3 else ""
-            text += f"\nrefused: {shown}{more} (see wb.failed())"
-        if self.note:
-            text += f"\n{self.note}"
-        return text
-
-    def __repr__(self) -> str:
-        return one_line(f"<PushReport {self}>")
-
-    def _repr_html_(self) -> str:
-        return html_table("push", [
-            ("confirmed", f"{self.succeeded:,}"), ("refused", f"{self.failed:,}"),
-            ("still pending", f"{self.still_pending:,}"),
-            ("calls", f"{self.calls:,} ({self.coalesced:,} bulk)"),
-            ("look-up pages", f"{self.reads:,}"), ("seconds", f"{self.seconds:.2f}"),
-            *([("refused", "; ".join(self.failures[:3]))] if self.failures else []),
-            *([("note", self.note)] if self.note else []),
-        ])
 
 
 # -- the public entry point ------------------------------------------------------------------
@@ -200,7 +133,7 @@ def push(
                     chunk=min(max(1, chunk), MAX_BULK), in_flight=max(1, in_flight))
     started = time.monotonic()
     try:
-        with _bar(progress) as pusher.progress:
+        with progress_bar(progress) as pusher.progress:
             pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
     finally:
         pusher.report.seconds = time.monotonic() - started
@@ -208,19 +141,6 @@ def push(
         pusher.report.touched = (
             frozenset(pusher.touched) if len(pusher.touched) <= TOUCH_LIMIT else None)
     return pusher.report
-
-
-@contextlib.contextmanager
-def _bar(shown: bool) -> Iterator[Any]:
-    """A progress bar of changes sent, drawn only once the push has taken a second."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(desc="push", unit=" changes", unit_scale=True, delay=1.0, leave=False,
-               disable=not shown)
-    try:
-        yield bar
-    finally:
-        bar.close()
 
 
 def has_pending(con: duckdb.DuckDBPyConnection) -> bool:
@@ -235,52 +155,10 @@ def _finish(store: Store, *, release: bool) -> int:
     with store.transaction() as con:
         if release:
             con.execute(
-                "DELETE FROM meta WHERE key = ? AND value LIKE ?", [_LEASE, f"{os.getpid()} %"]
+                "DELETE FROM meta WHERE key = ? AND value LIKE ?", [LEASE, f"{os.getpid()} %"]
             )
         query = "SELECT count(*) FROM mutations WHERE state = 'pending'"
         return con.execute(query).fetchall()[0][0]
-
-
-# Two kernels may share a cache (short connections interleave): one pushes at a time,
-# or both could send the same change (harmless with keys, a double toggle without).
-_LEASE = "push_lease"
-_LEASE_SECONDS = 120.0  # renewed at every flush; a killed pusher's lease is taken over
-
-
-def _claim_lease(con: duckdb.DuckDBPyConnection) -> str | None:
-    """Take the push lease; or say who holds it (another live process)."""
-    rows = con.execute("SELECT value FROM meta WHERE key = ?", [_LEASE]).fetchall()
-    here = socket.gethostname()
-    if rows:
-        pid, host, until = _parse_lease(rows[0][0])
-        held = pid != os.getpid() and until > time.time()
-        if held and (host != here or _alive(pid)):
-            return f"process {pid} on {host}"
-    _renew_lease(con)
-    return None
-
-
-def _renew_lease(con: duckdb.DuckDBPyConnection) -> None:
-    value = f"{os.getpid()} {socket.gethostname()} {time.time() + _LEASE_SECONDS:.0f}"
-    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_LEASE, value])
-
-
-def _parse_lease(value: str) -> tuple[int, str, float]:
-    try:
-        pid, host, until = value.split(" ")
-        return int(pid), host, float(until)
-    except ValueError:
-        return 0, "", 0.0  # unreadable: treat as expired
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -312,7 +190,7 @@ class Pusher:
             self.report.note = f"the API is not reachable now ({exc}); changes stay queued"
             return
         with self.store.transaction() as con:
-            holder = _claim_lease(con)
+            holder = claim_lease(con)
             if holder is not None:
                 self.report.note = (
                     f"{holder} is pushing this cache right now; its changes and yours go out "
@@ -741,7 +619,7 @@ class Pusher:
 
     def _record(self, con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) -> None:
         if outcomes and self.leased:
-            _renew_lease(con)
+            renew_lease(con)
         if len(self.touched) <= TOUCH_LIMIT:  # beyond it listeners hear "any row"
             self.touched |= sellers_touched(outcomes)
         for m, result, error in record(con, outcomes, self._next_attempt):
