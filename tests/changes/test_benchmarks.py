@@ -33,7 +33,7 @@ def test_push_benchmark_quick():
 def test_actions_benchmark_quick():
     out = _run("actions.py")
     for label in ("flag 20,000 from a filter", "undo \\(never sent\\)",
-                  "peer: flag 20,000 by ids", "push [\\d,]+ flags \\(4 in flight\\)"):
+                  "peer: flag 20,000 by ids \\(a list\\)", "push [\\d,]+ flags \\(4 in flight\\)"):
         assert re.search(rf"{label} +[\d.]+ s \(CPU +[\d.]+ s\) +RSS growth +-?\d+ MB +"
                          rf"repr \d+ chars", out), (label, out)
     assert re.search(r"server flagged after the push: ([\d,]+) of \1 live", out), out
