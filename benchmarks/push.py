@@ -39,12 +39,15 @@ sys.path.insert(0, str(ROOT))
 BARS = {10_000: 2.0, 100_000: 5.0, 1_000_000: 40.0}  # issues 4 and 21: bulk, full server
 
 
+CHUNK: dict[str, int] = {}  # --chunk: ids per bulk call (default: the API's largest)
+
+
 def timed_push(wb, ids: list[str], value: bool, coalesce: bool) -> tuple[float, float, object]:
     started = time.perf_counter()
     wb.flag(ids, value)
     queued = time.perf_counter() - started
     started = time.perf_counter()
-    report = wb.push(coalesce=coalesce, wait=30.0, progress=False)
+    report = wb.push(coalesce=coalesce, wait=30.0, progress=False, **CHUNK)
     return queued, time.perf_counter() - started, report
 
 
@@ -121,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-base", action="store_true", help="skip the base-only server")
     parser.add_argument("--no-single", action="store_true",
                         help="skip the one-request-per-change peer")
+    parser.add_argument("--chunk", type=int, default=None, help="ids per bulk call")
     args = parser.parse_args(argv)
+    if args.chunk:
+        CHUNK["chunk"] = args.chunk
     n = args.flags or (300 if args.quick else 10_000)
     code = 0
     with tempfile.TemporaryDirectory(prefix="sellerbench-push-") as folder:
