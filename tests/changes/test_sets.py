@@ -141,3 +141,28 @@ def test_reports_have_short_reprs_whatever_their_size(tmp_path):
         assert len(report._repr_html_()) <= 4 * MAX_REPR
     assert "199,000" in repr(pushed) or "199000" in repr(pushed)
     assert repr(synced).startswith("<SyncReport synced") and str(datetime.now(UTC).year)
+
+
+def test_the_client_s_bulk_size_is_the_server_s_limit():
+    from sellerbench.api.client import MAX_BULK
+    from sellerbench.server.http.models import MAX_BATCH
+
+    assert MAX_BULK == MAX_BATCH
+
+
+def test_a_push_sends_bulk_calls_of_the_largest_size(make_server, tmp_path):
+    from sellerbench.workbench import connect
+
+    srv = make_server(n=30_000, seed=4)
+    wb = connect(srv.url, srv.tokens["analyst"], tmp_path / "c.duckdb", auto_push=False)
+    try:
+        wb.sync(progress=False)
+        queued = wb.flag(where="NOT flagged")
+        report = wb.push(progress=False)
+        assert report.succeeded == len(queued) > 20_000 and report.still_pending == 0
+        assert report.calls == report.coalesced == -(-len(queued) // 10_000)
+        assert report.touched is not None and len(report.touched) == len(queued)
+        assert len(repr(report)) <= MAX_REPR and "<table>" in report._repr_html_()
+        assert wb.sellers(flagged=False).empty
+    finally:
+        wb.close()
