@@ -3,6 +3,8 @@ the same queue rows as one-by-one actions; results that fit a notebook."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -158,7 +160,23 @@ def test_a_push_sends_bulk_calls_of_the_largest_size(make_server, tmp_path):
     try:
         wb.sync(progress=False)
         queued = wb.flag(where="NOT flagged")
+        real, lock = wb.client.flag_sellers_bulk, threading.Lock()
+        now, most = [0], [0]
+
+        def counted(*args, **kwargs):  # the real call, counting how many are under way
+            with lock:
+                now[0] += 1
+                most[0] = max(most[0], now[0])
+            try:
+                time.sleep(0.2)
+                return real(*args, **kwargs)
+            finally:
+                with lock:
+                    now[0] -= 1
+
+        wb.client.flag_sellers_bulk = counted
         report = wb.push(progress=False)
+        assert most[0] == 3  # all three calls under way at once (at most IN_FLIGHT = 4)
         assert report.succeeded == len(queued) > 20_000 and report.still_pending == 0
         assert report.calls == report.coalesced == -(-len(queued) // 10_000)
         assert report.touched is not None and len(report.touched) == len(queued)
