@@ -79,6 +79,11 @@ def act_on_set(
     if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to change it")
     label = kind if kind != "flag" else f"flag={flagged}"
+    if chosen is not None and kind != "restore" and not chosen.include_deleted:
+        with store.transaction() as con:
+            chosen.check(con)
+            targets, touched = _queue_filter(con, kind, chosen, flagged)
+        return Action(label, targets, touched)
     with store.transaction() as con:
         if chosen is not None:
             chosen.check(con)
@@ -103,6 +108,27 @@ def act_on_set(
         finally:
             con.execute("DROP TABLE IF EXISTS _sb_act")
     return Action(label, targets.column(0).combine_chunks(), touched)
+
+
+def _queue_filter(
+    con: duckdb.DuckDBPyConnection, kind: str, chosen: SellerFilter, flagged: bool | None
+) -> tuple[pa.Array, frozenset[str] | None]:
+    """Flag or delete every live seller under ``chosen``: one INSERT ... SELECT from the
+    view (they are known and live by construction: nothing to stage or check)."""
+    predicate, params = chosen.sql()
+    action = str(uuid.uuid4())
+    con.execute(
+        "INSERT INTO mutations (id, action_id, origin, kind, seller_id, flagged, name,"
+        " normalized, frees, prior, state, created_at) "
+        f"SELECT ? || '.' || id, ?, 'analyst', ?, id, {_VALUES[kind].replace('$flagged', '?')}, "
+        f"'pending', now() FROM visible_sellers WHERE ({predicate})",
+        [action, action, kind, *([flagged] if kind == "flag" else []), *params],
+    )
+    targets = con.sql(
+        "SELECT seller_id FROM mutations WHERE action_id = ?", params=[action]
+    ).to_arrow_table().column(0).combine_chunks()
+    touched = None if len(targets) > TOUCH_LIMIT else frozenset(targets.to_pylist())
+    return targets, touched
 
 
 def _stage_ids(con: duckdb.DuckDBPyConnection, ids: list[str]) -> None:
