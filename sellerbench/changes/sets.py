@@ -12,6 +12,9 @@ one filter of frames, exports and the grid). One write transaction then
    nothing queued;
 3. queues one ``mutations`` row per seller with a single ``INSERT ... SELECT``.
 
+A filter of live sellers (flag, delete) needs neither: its rows are known and live by
+construction, so it is one ``INSERT ... SELECT`` from ``visible_sellers``.
+
 The queue rows are the same as one-by-one actions made, so push, rebase (the view),
 undo and every guarantee read them as before.
 """

@@ -184,3 +184,24 @@ def test_a_push_sends_bulk_calls_of_the_largest_size(make_server, tmp_path):
         assert wb.sellers(flagged=False).empty
     finally:
         wb.close()
+
+
+def test_the_grid_acts_on_all_under_its_filter_by_the_filter(big_wb):
+    wb = big_wb
+    calls: list[tuple] = []
+    real_flag, real_delete = wb.flag, wb.delete
+    wb.flag = lambda *a, **kw: calls.append(("flag", a, kw)) or real_flag(*a, **kw)
+    wb.delete = lambda *a, **kw: calls.append(("delete", a, kw)) or real_delete(*a, **kw)
+    grid = wb.grid()
+    try:
+        grid.set_search("seller 00012")
+        grid.select_all()
+        flagged = grid.flag_selected(True)
+        assert len(flagged) == 100 and calls[-1][1] == ()  # no ids listed
+        assert "seller 00012" in calls[-1][2]["where"]
+        grid.select_rows(0, 1)
+        grid.delete_selected(confirm=True)
+        assert calls[-1][0] == "delete" and len(calls[-1][1][0]) == 2  # a part: by ids
+    finally:
+        grid.close()
+    assert len(wb.sellers(where="flagged AND display_name LIKE 'Seller 00012%'")) == 98
