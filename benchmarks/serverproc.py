@@ -12,12 +12,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(n: int, folder: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
-    """Start `sellerbench serve --demo N` on a free port; return the process, url, tokens."""
+def start_server(
+    n: int, folder: Path, *, base_only: bool = False
+) -> tuple[subprocess.Popen, str, dict[str, str]]:
+    """Start `sellerbench serve --demo N` on a free port; return the process, url, tokens.
+    ``base_only``: with every extension switched off (the origin's base contract)."""
+    folder.mkdir(parents=True, exist_ok=True)
     tokens = folder / "tokens.json"
     server = subprocess.Popen(
         [sys.executable, "-m", "sellerbench", "serve", "--port", "0", "--demo", str(n),
-         "--db", str(folder / "server.sqlite3"), "--tokens-file", str(tokens)],
+         "--db", str(folder / "server.sqlite3"), "--tokens-file", str(tokens),
+         *(["--base-only"] if base_only else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
     )
     for line in server.stdout:

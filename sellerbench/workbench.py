@@ -41,7 +41,9 @@ from .cache import frames, sync
 from .cache.filters import SellerFilter
 from .cache.store import Store
 from .changes import mutations, push
-from .errors import ConfigError, SellerbenchError
+from .changes.push import IN_FLIGHT, MAX_BULK
+from .changes.result import Action
+from .errors import ConfigError, MutationError, SellerbenchError
 from .settings import Secret, resolve, value
 
 if TYPE_CHECKING:
@@ -201,38 +203,75 @@ class Workbench:
 
     # -- changing sellers -----------------------------------------------------------
 
-    def flag(self, ids: str | Iterable[str], flagged: bool = True) -> list[str]:
-        """Set the flag of live sellers (ids, or a frame with an ``id`` column)."""
-        return self._acted(mutations.flag(self.store, ids, flagged))
+    def flag(
+        self,
+        ids: str | Iterable[str] | None = None,
+        flagged: bool = True,
+        *,
+        where: str | None = None,
+        search: str | None = None,
+    ) -> Action:
+        """Set the flag of live sellers: ``ids`` (or a frame with an ``id`` column), or
+        every live seller under a filter (``where``: one SQL predicate such as
+        ``grid.where_sql``; ``search``: as in ``sellers()``). Returns an Action: a
+        sequence of the ids, with a one-line repr."""
+        chosen = self._chosen(ids, where, search)
+        return self._acted(mutations.flag(self.store, ids, flagged, chosen=chosen))
+
+    def unflag(
+        self,
+        ids: str | Iterable[str] | None = None,
+        *,
+        where: str | None = None,
+        search: str | None = None,
+    ) -> Action:
+        """``flag(..., flagged=False)``: clear the flag of these sellers."""
+        return self.flag(ids, False, where=where, search=search)
 
     def rename(self, id: str, name: str) -> str:
         """Give a seller a new name (1-200 characters, unique among live sellers)."""
         action = mutations.rename(self.store, id, name)
-        return self._acted(action)[0] if action.touched else action.ids[0]
+        return self._acted(action)[0] if action.touched else action[0]
 
-    def delete(self, ids: str | Iterable[str]) -> list[str]:
-        """Soft-delete sellers (``restore`` or ``undo`` bring them back)."""
-        return self._acted(mutations.delete(self.store, ids))
+    def delete(
+        self,
+        ids: str | Iterable[str] | None = None,
+        *,
+        where: str | None = None,
+        search: str | None = None,
+    ) -> Action:
+        """Soft-delete sellers: ``ids``, or every live seller under a filter (as in
+        ``flag``); ``restore`` or ``undo`` bring them back."""
+        chosen = self._chosen(ids, where, search)
+        return self._acted(mutations.delete(self.store, ids, chosen=chosen))
 
-    def restore(self, ids: str | Iterable[str]) -> list[str]:
-        """Bring deleted sellers back (re-created under new ids where the API has no restore)."""
-        action = mutations.restore(self.store, ids)
+    def restore(
+        self,
+        ids: str | Iterable[str] | None = None,
+        *,
+        where: str | None = None,
+        search: str | None = None,
+    ) -> Action:
+        """Bring deleted sellers back: ``ids``, or every deleted seller under a filter
+        (re-created under new ids where the API has no restore)."""
+        chosen = self._chosen(ids, where, search, include_deleted=True)
+        action = mutations.restore(self.store, ids, chosen=chosen)
         if self._lacks_restore():
             log.warning(
                 "sellerbench: the API has no restore endpoint: %d seller(s) will be "
                 "re-created by name and get NEW ids (times_seen and run history start over)",
-                len(action.ids),
+                len(action),
             )
         return self._acted(action)
 
-    def create(self, names: str | Iterable[str]) -> list[str]:
+    def create(self, names: str | Iterable[str]) -> Action:
         """Create sellers; their ids are ``local:...`` until the API confirms them."""
         return self._acted(mutations.create(self.store, names))
 
     def undo(self) -> str:
         """Take back your latest action (call again to go further back); says what it did."""
         undone = mutations.undo(self.store, restore_missing=self._lacks_restore())
-        if undone.touched:
+        if undone.touched is None or undone.touched:
             self._tell("mutation", undone.touched)
         if undone.queued:
             self._auto_push()
@@ -253,7 +292,9 @@ class Workbench:
         coalesce: bool = True,
         retry_now: bool = True,
         backoff: Backoff | None = None,
-        chunk: int = 1_000,
+        chunk: int = MAX_BULK,
+        in_flight: int = IN_FLIGHT,
+        progress: bool = True,
         retries: int | None = None,
         timeout: float | None = None,
     ) -> PushReport:
@@ -262,7 +303,9 @@ class Workbench:
         ``wait``: seconds to spend waiting for changes in backoff to come due;
         ``coalesce``: bulk calls where the server offers them; ``retry_now``: ignore the
         backoff of earlier pushes; ``backoff``: the delay policy for changes that failed
-        transiently; ``chunk``: changes per bulk call; ``retries`` / ``timeout``: per
+        transiently; ``chunk``: changes per bulk call (at most the API's 10,000);
+        ``in_flight``: calls under way at once; ``progress``: a progress bar once the
+        push takes more than a second; ``retries`` / ``timeout``: per
         request, for this push only (default: the client's). A push under way in another
         thread is waited for, then this one sends what is left. Raises AuthError when the
         token may not write (everything stays queued).
@@ -275,7 +318,8 @@ class Workbench:
             client = client.with_options(retries=retries, timeout=timeout)
         report = self._pusher.ask({
             "client": client, "wait": wait, "coalesce": coalesce, "retry_now": retry_now,
-            "backoff": backoff, "chunk": chunk,
+            "backoff": backoff, "chunk": chunk, "in_flight": in_flight,
+            "progress": progress,
         })
         assert report is not None  # a push waited for always has its round's report
         return report
@@ -445,14 +489,27 @@ class Workbench:
         known = self.client.known_features if self.client is not None else None
         return known is not None and "restore" not in known
 
-    def _acted(self, action: mutations.Action) -> list[str]:
+    @staticmethod
+    def _chosen(
+        ids: object, where: str | None, search: str | None, *, include_deleted: bool = False
+    ) -> SellerFilter | None:
+        """The filter of a set action, or None when it acts on ids (never both)."""
+        if where is None and search is None:
+            return None
+        if ids is not None:
+            raise MutationError("give the sellers' ids or a filter (where=, search=), not both")
+        return SellerFilter(None, search, include_deleted, False, where)
+
+    def _acted(self, action: Action) -> Action:
         """After an action committed: tell listeners, auto-push, return today's ids."""
-        if not action.touched:
-            return action.ids
+        if action.touched is not None and not action.touched:
+            return action
         self._tell("mutation", action.touched)
-        if self._auto_push() is not None:
-            return mutations.resolve_ids(self.store, action.ids)  # a create may have landed
-        return action.ids
+        if self._auto_push() is not None and action.touched is not None:
+            # A create (or a base re-create) that landed has its server id now.
+            return Action(action.kind, mutations.resolve_ids(self.store, action.ids),
+                          action.touched)
+        return action
 
     def _auto_push(self) -> PushReport | None:
         """Push after a change when configured: one try per request, no waiting for

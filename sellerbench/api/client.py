@@ -56,6 +56,7 @@ from ..settings import Secret
 from .pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage, parse_arrow_page, parse_json_page
 
 __all__ = [
+    "MAX_BULK",
     "RUN_SCHEMA",
     "SELLER_SCHEMA",
     "ApiClient",
@@ -71,6 +72,10 @@ __all__ = [
 
 Feed = Literal["sellers", "collection-runs"]
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+# The most ids (or names) one bulk call carries: the reference server's limit (its
+# ``MAX_BATCH``; a longer list is 422 VALIDATION). API.md names no limit for the origin;
+# a bulk call it refuses is split into single calls, so nothing is lost there either.
+MAX_BULK = 10_000
 
 # -- records -------------------------------------------------------------------------
 

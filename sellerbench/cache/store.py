@@ -211,6 +211,25 @@ MIGRATIONS: list[str] = [
     FROM mutations
     WHERE state IN ('pending', 'failed');
     """,
+    # 2 -> 3: the queue without its two indexes (issue 21). Keeping an index on seq and
+    # on the uuid of every row made queueing 1,000,000 flags take ~10 s; uniqueness
+    # comes from the sequence and uuid4, and every read of the queue is a scan or a
+    # hash join. The table is rebuilt (DuckDB cannot drop a constraint); views rebind.
+    """
+    CREATE TABLE mutations_v3 (
+        seq BIGINT NOT NULL DEFAULT nextval('mutation_seq'), id VARCHAR NOT NULL,
+        action_id VARCHAR NOT NULL, origin VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        seller_id VARCHAR NOT NULL, old_id VARCHAR, flagged BOOLEAN, name VARCHAR,
+        normalized VARCHAR, frees VARCHAR, prior JSON, state VARCHAR NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0, batch VARCHAR, solo BOOLEAN NOT NULL DEFAULT false,
+        sent_at TIMESTAMPTZ, anchor TIMESTAMPTZ, attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ, error VARCHAR, created_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ, undone_by VARCHAR
+    );
+    INSERT INTO mutations_v3 SELECT * FROM mutations;
+    DROP TABLE mutations;
+    ALTER TABLE mutations_v3 RENAME TO mutations;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

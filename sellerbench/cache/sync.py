@@ -63,6 +63,7 @@ from ..api.client import ApiClient
 from ..api.client import Feed as FeedPath
 from ..api.pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage
 from ..errors import ApiValidationError, ProtocolError, SyncError
+from ..shortrepr import html_table, one_line
 from .store import Store
 
 if TYPE_CHECKING:
@@ -110,6 +111,18 @@ class SyncReport:
             f"{self.added:,} sellers added, {self.updated:,} updated, "
             f"{self.deleted:,} deleted; {self.runs:,} run(s) changed{pushed}"
         )
+
+    def __repr__(self) -> str:
+        return one_line(f"<SyncReport {self}>")
+
+    def _repr_html_(self) -> str:
+        return html_table("sync", [
+            ("sellers", f"{self.added:,} added, {self.updated:,} updated, "
+                        f"{self.deleted:,} deleted"),
+            ("runs changed", f"{self.runs:,}"), ("feed", self.mode),
+            ("pages", f"{self.pages:,}"), ("seconds", f"{self.seconds:.2f}"),
+            *([("pushed first", str(self.pushed))] if self.pushed is not None else []),
+        ])
 
 
 @dataclass

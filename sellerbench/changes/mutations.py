@@ -36,8 +36,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import MutationError
+from .result import TOUCH_LIMIT, Action
+from .sets import act_on_set, flag_inverses
 
 if TYPE_CHECKING:
+    from ..cache.filters import SellerFilter
     from ..cache.store import Store
 
 __all__ = [
@@ -94,16 +97,6 @@ def check_name(name: object) -> str:
 # -- what one change queues ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Action:
-    """What one analyst action did: the ids it acted on (as the analyst gave them; a
-    seller created here by its ``local:`` id) and the sellers whose visible rows it
-    touched (empty when it changed nothing)."""
-
-    ids: list[str]
-    touched: frozenset[str]
-
-
 class _Done(NamedTuple):
     """A queue row of the action undo takes back."""
 
@@ -128,7 +121,7 @@ class Undone:
     reverting changes (which then want a push)."""
 
     text: str
-    touched: frozenset[str]
+    touched: frozenset[str] | None  # None: more than TOUCH_LIMIT sellers
     queued: bool
 
 
@@ -321,21 +314,34 @@ def _refuse_taken(taken: dict[str, str], names: dict[str, str]) -> None:
 # -- the public changes ----------------------------------------------------------------
 
 
-def flag(store: Store, ids: str | Iterable[str], flagged: bool = True) -> Action:
-    """Set ``flagged`` on live sellers; returns their ids (server ids where known)."""
+def flag(
+    store: Store,
+    ids: str | Iterable[str] | None,
+    flagged: bool = True,
+    *,
+    chosen: SellerFilter | None = None,
+) -> Action:
+    """Set ``flagged`` on live sellers: ``ids``, or every seller under ``chosen``."""
     if not isinstance(flagged, bool):
         raise MutationError(f"flagged must be True or False, not {flagged!r}")
-    wanted = _as_ids(ids)
+    return _act_on_set(store, "flag", ids, chosen, flagged=flagged)
 
-    def changes(con: duckdb.DuckDBPyConnection) -> list[Change]:
-        sellers = _known(con, wanted)
-        _require(sellers, deleted=False, verb="flag")
-        return [
-            Change("flag", s.id, flagged=flagged, prior={"flagged": s.flagged, "name": s.name})
-            for s in sellers
-        ]
 
-    return _act(store, changes)
+def _act_on_set(
+    store: Store,
+    kind: str,
+    ids: str | Iterable[str] | None,
+    chosen: SellerFilter | None,
+    flagged: bool | None = None,
+) -> Action:
+    if (ids is None) == (chosen is None):
+        raise MutationError(
+            f"{kind}: give the sellers' ids, or a filter (where=..., search=...), not both"
+            if ids is not None else
+            f"{kind}: which sellers? Give their ids, or a filter (where=..., search=...)"
+        )
+    wanted = None if ids is None else _as_ids(ids)
+    return act_on_set(store, kind, wanted, chosen, flagged=flagged)
 
 
 def rename(store: Store, id: str, name: str) -> Action:
@@ -363,52 +369,27 @@ def rename(store: Store, id: str, name: str) -> Action:
             )
         ]
 
-    action = _act(store, changes)
-    return action if action.ids else Action(resolve_ids(store, wanted), frozenset())
+    action = _act(store, changes, "rename")
+    return action if len(action) else Action("rename", resolve_ids(store, wanted), frozenset())
 
 
-def delete(store: Store, ids: str | Iterable[str]) -> Action:
+def delete(
+    store: Store, ids: str | Iterable[str] | None, *, chosen: SellerFilter | None = None
+) -> Action:
     """Soft-delete live sellers (the server keeps a tombstone; ``restore`` brings them back)."""
-    wanted = _as_ids(ids)
-
-    def changes(con: duckdb.DuckDBPyConnection) -> list[Change]:
-        sellers = _known(con, wanted)
-        _require(sellers, deleted=False, verb="delete")
-        return [
-            Change(
-                "delete",
-                s.id,
-                frees=s.normalized,
-                prior={"name": s.name, "flagged": s.flagged},
-            )
-            for s in sellers
-        ]
-
-    return _act(store, changes)
+    return _act_on_set(store, "delete", ids, chosen)
 
 
-def restore(store: Store, ids: str | Iterable[str]) -> Action:
+def restore(
+    store: Store, ids: str | Iterable[str] | None, *, chosen: SellerFilter | None = None
+) -> Action:
     """Bring deleted sellers back with their names and flags.
 
     Where the server has no restore endpoint (the base contract), push re-creates the
     seller by name instead: it comes back under a new id (``wb.sellers()`` shows it once
     the create lands; the old id keeps working in calls).
     """
-    wanted = _as_ids(ids)
-
-    def changes(con: duckdb.DuckDBPyConnection) -> list[Change]:
-        sellers = _known(con, wanted)
-        _require(sellers, deleted=True, verb="restore")
-        _refuse_taken(
-            live_names(con, [s.normalized for s in sellers]),
-            {s.normalized: s.name for s in sellers},
-        )
-        return [
-            Change("restore", s.id, flagged=s.flagged, name=s.name, prior={"name": s.name})
-            for s in sellers
-        ]
-
-    return _act(store, changes)
+    return _act_on_set(store, "restore", ids, chosen)
 
 
 def create(store: Store, names: str | Iterable[str]) -> Action:
@@ -435,21 +416,23 @@ def create(store: Store, names: str | Iterable[str]) -> Action:
             out.append(Change("create", local, name=name, flagged=False, old_id=local))
         return out
 
-    return _act(store, changes)
+    return _act(store, changes, "create")
 
 
-def _act(store: Store, build: Callable[[duckdb.DuckDBPyConnection], list[Change]]) -> Action:
-    """Check and queue one analyst action in one write transaction."""
+def _act(
+    store: Store, build: Callable[[duckdb.DuckDBPyConnection], list[Change]], kind: str
+) -> Action:
+    """Check and queue one analyst action (a few rows) in one write transaction."""
     if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to change it")
     action_id = str(uuid.uuid4())
-
-    with store.connect() as con, store.writing(con):
+    with store.transaction() as con:
         changes = build(con)
         queue(con, changes, action_id=action_id, origin="analyst")
     if not changes:
-        return Action([], frozenset())
-    return Action([c.old_id or c.seller_id for c in changes], frozenset(_sellers_of(changes)))
+        return Action(kind, [], frozenset())
+    return Action(kind, [c.old_id or c.seller_id for c in changes],
+                  frozenset(_sellers_of(changes)))
 
 
 def _sellers_of(changes: list[Change]) -> set[str]:
@@ -469,8 +452,9 @@ def resolve_ids(store: Store, ids: list[str]) -> list[str]:
 def undo(store: Store, *, restore_missing: bool = False) -> Undone:
     """Take back the analyst's latest action not yet undone; says what was done.
 
-    Changes never sent leave the queue; changes the server has (or may have) seen get
-    an inverse change queued. Repeated calls walk further back. ``restore_missing``: the
+    Changes never sent leave the queue (one UPDATE); flags the server has (or may have)
+    seen get inverse flags queued set-based; other changes the server has seen get an
+    inverse change each. Repeated calls walk further back. ``restore_missing``: the
     server is known to have no restore endpoint (the description warns of new ids).
     """
     if store.read_only:
@@ -480,29 +464,53 @@ def undo(store: Store, *, restore_missing: bool = False) -> Undone:
         action = _last_action(con)
         if action is None:
             return Undone("nothing to undo", frozenset(), False)
-        rows = [_Done(*r) for r in con.execute(
-            f"SELECT {', '.join(_Done._fields)} "
-            "FROM mutations WHERE action_id = ? ORDER BY seq DESC",
+        total, kinds, unsent = con.execute(
+            f"SELECT count(*), list(DISTINCT kind ORDER BY kind), count(*) FILTER ({_UNSENT}) "
+            "FROM mutations WHERE action_id = ?",
             [action],
-        ).fetchall()]
-        unsent = [
-            r.seq for r in rows if r.state == "pending" and r.attempts == 0 and r.batch is None
-        ]
+        ).fetchall()[0]
+        one = _rows(con, "action_id = ?", [action])[0] if total == 1 else None
+        if one is not None and "name" not in one.prior_values:  # a set flag's prior
+            seller = sellers_by_id(con, [one.seller_id]).get(one.seller_id)
+            name = seller.name if seller is not None else one.seller_id
+            one = one._replace(prior=json.dumps({"name": name}))
+        touched: set[str] | None = None
+        if total <= TOUCH_LIMIT:
+            found = con.execute(
+                "SELECT seller_id FROM mutations WHERE action_id = ?", [action]
+            ).fetchall()
+            touched = {r[0] for r in found}
         con.execute(
-            "UPDATE mutations SET state = CASE WHEN seq IN (SELECT unnest(?::BIGINT[])) "
-            "THEN 'undone' ELSE state END, undone_by = ?, "
-            "finished_at = CASE WHEN seq IN (SELECT unnest(?::BIGINT[])) "
-            "THEN now() ELSE finished_at END WHERE action_id = ?",
-            [unsent, undo_id, unsent, action],
+            f"UPDATE mutations SET state = CASE WHEN {_UNSENT} THEN 'undone' ELSE state END, "
+            f"undone_by = ?, finished_at = CASE WHEN {_UNSENT} THEN now() ELSE finished_at "
+            "END WHERE action_id = ?",
+            [undo_id, action],
         )
-        left = set(unsent)
-        seen = [r for r in rows if r.state in ("pending", "done") and r.seq not in left]
-        inverses, skipped = _inverses(con, seen)
+        flags, skipped, flag_touched = flag_inverses(con, action, undo_id)
+        seen = _rows(con, "action_id = ? AND kind <> 'flag' AND state IN ('pending', 'done')",
+                     [action])
+        inverses, more = _inverses(con, seen)
         queue(con, inverses, action_id=undo_id, origin="undo")
-    # The action's sellers (its unsent rows left the queue) and those the inverses touch.
-    touched = frozenset({r.seller_id for r in rows} | _sellers_of(inverses))
-    text = _describe_undo(rows, len(unsent), inverses, skipped, restore_missing)
-    return Undone(text, touched, bool(inverses))
+    if touched is not None and flag_touched is not None:
+        touched |= flag_touched | _sellers_of(inverses)
+    else:
+        touched = None
+    restores = any(c.kind == "restore" for c in inverses)
+    text = _describe_undo(kinds, total, one, unsent, flags + len(inverses), skipped + more,
+                          restore_missing and restores)
+    return Undone(text, None if touched is None else frozenset(touched),
+                  bool(flags or inverses))
+
+
+# A queued change undo can simply drop: never sent, not part of a bulk call's body.
+_UNSENT = "state = 'pending' AND attempts = 0 AND batch IS NULL"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[_Done]:
+    return [_Done(*r) for r in con.execute(
+        f"SELECT {', '.join(_Done._fields)} FROM mutations WHERE {where} ORDER BY seq DESC",
+        params,
+    ).fetchall()]
 
 
 def _last_action(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -579,21 +587,23 @@ def _inverse(
 
 
 def _describe_undo(
-    rows: list[_Done], unsent: int, inverses: list[Change], skipped: list[str], base: bool
+    kinds: list[str], total: int, one: _Done | None, unsent: int, reverting: int,
+    skipped: list[str], base_restores: bool,
 ) -> str:
-    kinds = sorted({r.kind for r in rows})
-    what = f"{'/'.join(kinds)} of {len(rows)} seller(s)" if len(rows) > 1 else _one(rows[0])
+    what = _one(one) if one is not None else f"{'/'.join(kinds)} of {total:,} seller(s)"
     parts = []
     if unsent:
-        parts.append(f"{unsent} queued change(s) removed, never sent")
-    if inverses:
-        parts.append(f"{len(inverses)} reverting change(s) queued")
-    if base and any(c.kind == "restore" for c in inverses):
+        parts.append(f"{unsent:,} queued change(s) removed, never sent")
+    if reverting:
+        parts.append(f"{reverting:,} reverting change(s) queued")
+    if base_restores:
         parts.append(
             "the server has no restore endpoint, so deleted sellers are re-created by "
             "name and get a NEW id (times_seen and run history start over)"
         )
-    parts.extend(skipped)
+    parts.extend(skipped[:_MAX_LISTED])
+    if len(skipped) > _MAX_LISTED:
+        parts.append(f"{len(skipped) - _MAX_LISTED:,} more left as they are")
     return f"undid {what}: " + "; ".join(parts or ["nothing left to revert"])
 
 

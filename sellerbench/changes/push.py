@@ -39,15 +39,16 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import socket
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
+from ..api.client import MAX_BULK
 from ..errors import (
     ApiError,
     AuthError,
@@ -69,14 +70,17 @@ from .outcomes import (
     registered,
     sellers_touched,
 )
+from .report import LEASE, PushReport, claim_lease, progress_bar, renew_lease
+from .result import TOUCH_LIMIT
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient
     from ..cache.store import Store
 
-__all__ = ["Backoff", "PushReport", "has_pending", "push"]
+__all__ = ["IN_FLIGHT", "MAX_BULK", "Backoff", "PushReport", "has_pending", "push"]
 
 TRANSIENT = (TransportError, ServerError, ProtocolError)
+IN_FLIGHT = 4  # calls under way at once (the client keeps 4 connections alive)
 SCAN_PAGE = 100  # the base contract's largest page
 MAX_SCAN_PAGES = 2_000  # a look-up reads at most this many pages, then retries later
 _FLUSH_EVERY = 2.0  # seconds between outcome flushes within a round (crash safety)
@@ -95,55 +99,6 @@ class Backoff:
         return random.uniform(ceiling / 2, ceiling)  # jitter: retries of many do not align
 
 
-@dataclass
-class PushReport:
-    """What one push did. ``calls`` are write requests; ``coalesced`` of them were bulk."""
-
-    sent: int = 0
-    calls: int = 0
-    coalesced: int = 0
-    reads: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    still_pending: int = 0
-    seconds: float = 0.0
-    failures: list[str] = field(default_factory=list)
-    note: str | None = None
-    touched: frozenset[str] = frozenset()  # sellers whose visible rows changed
-
-    def merged(self, later: PushReport) -> PushReport:
-        """This report and a later round's, as one (counts added, the later state kept)."""
-        return PushReport(
-            sent=self.sent + later.sent,
-            calls=self.calls + later.calls,
-            coalesced=self.coalesced + later.coalesced,
-            reads=self.reads + later.reads,
-            succeeded=self.succeeded + later.succeeded,
-            failed=self.failed + later.failed,
-            still_pending=later.still_pending,
-            seconds=self.seconds + later.seconds,
-            failures=self.failures + later.failures,
-            note=later.note or self.note,
-            touched=self.touched | later.touched,
-        )
-
-    def __str__(self) -> str:
-        text = (
-            f"pushed {self.succeeded} change(s) in {self.calls} call(s) "
-            f"({self.coalesced} bulk) in {self.seconds:.2f} s; {self.failed} refused, "
-            f"{self.still_pending} still pending"
-        )
-        if self.reads:
-            text += f"; {self.reads} look-up page(s)"
-        if self.failures:
-            shown = "; ".join(self.failures[:3])
-            more = f" (+{len(self.failures) - 3} more)" if len(self.failures) > 3 else ""
-            text += f"\nrefused: {shown}{more} (see wb.failed())"
-        if self.note:
-            text += f"\n{self.note}"
-        return text
-
-
 # -- the public entry point ------------------------------------------------------------------
 
 
@@ -155,7 +110,9 @@ def push(
     coalesce: bool = True,
     backoff: Backoff | None = None,
     retry_now: bool = True,
-    chunk: int = 1_000,
+    chunk: int = MAX_BULK,
+    in_flight: int = IN_FLIGHT,
+    progress: bool = True,
     max_rounds: int = 10_000,
 ) -> PushReport:
     """Send the queue of ``store`` through ``client``; returns a PushReport (``touched``:
@@ -164,20 +121,25 @@ def push(
     ``wait``: seconds this call may spend waiting for changes in backoff to come due.
     ``coalesce``: bulk calls where the server offers them (False: one call per change).
     ``retry_now``: ignore the backoff left by earlier pushes (an explicit push).
+    ``chunk``: changes per bulk call (the API's largest, ``MAX_BULK``); ``in_flight``:
+    calls under way at once; ``progress``: a progress bar once a push takes over 1 s.
     Raises AuthError when the token may not write (nothing is lost: all stays queued).
     The caller serializes pushes of one file in this process (``Workbench``); the lease
     in ``meta`` keeps out other processes.
     """
     if store.read_only:
         raise MutationError("this cache is open read-only; reopen it read-write to push")
-    pusher = Pusher(store, client, backoff=backoff or Backoff(), coalesce=coalesce, chunk=chunk)
+    pusher = Pusher(store, client, backoff=backoff or Backoff(), coalesce=coalesce,
+                    chunk=min(max(1, chunk), MAX_BULK), in_flight=max(1, in_flight))
     started = time.monotonic()
     try:
-        pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
+        with progress_bar(progress) as pusher.progress:
+            pusher.run(wait=wait, retry_now=retry_now, max_rounds=max_rounds)
     finally:
         pusher.report.seconds = time.monotonic() - started
         pusher.report.still_pending = _finish(store, release=pusher.leased)
-        pusher.report.touched = frozenset(pusher.touched)
+        pusher.report.touched = (
+            frozenset(pusher.touched) if len(pusher.touched) <= TOUCH_LIMIT else None)
     return pusher.report
 
 
@@ -193,52 +155,10 @@ def _finish(store: Store, *, release: bool) -> int:
     with store.transaction() as con:
         if release:
             con.execute(
-                "DELETE FROM meta WHERE key = ? AND value LIKE ?", [_LEASE, f"{os.getpid()} %"]
+                "DELETE FROM meta WHERE key = ? AND value LIKE ?", [LEASE, f"{os.getpid()} %"]
             )
         query = "SELECT count(*) FROM mutations WHERE state = 'pending'"
         return con.execute(query).fetchall()[0][0]
-
-
-# Two kernels may share a cache (short connections interleave): one pushes at a time,
-# or both could send the same change (harmless with keys, a double toggle without).
-_LEASE = "push_lease"
-_LEASE_SECONDS = 120.0  # renewed at every flush; a killed pusher's lease is taken over
-
-
-def _claim_lease(con: duckdb.DuckDBPyConnection) -> str | None:
-    """Take the push lease; or say who holds it (another live process)."""
-    rows = con.execute("SELECT value FROM meta WHERE key = ?", [_LEASE]).fetchall()
-    here = socket.gethostname()
-    if rows:
-        pid, host, until = _parse_lease(rows[0][0])
-        held = pid != os.getpid() and until > time.time()
-        if held and (host != here or _alive(pid)):
-            return f"process {pid} on {host}"
-    _renew_lease(con)
-    return None
-
-
-def _renew_lease(con: duckdb.DuckDBPyConnection) -> None:
-    value = f"{os.getpid()} {socket.gethostname()} {time.time() + _LEASE_SECONDS:.0f}"
-    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_LEASE, value])
-
-
-def _parse_lease(value: str) -> tuple[int, str, float]:
-    try:
-        pid, host, until = value.split(" ")
-        return int(pid), host, float(until)
-    except ValueError:
-        return 0, "", 0.0  # unreadable: treat as expired
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -246,13 +166,16 @@ def _alive(pid: int) -> bool:
 
 class Pusher:
     def __init__(
-        self, store: Store, client: ApiClient, *, backoff: Backoff, coalesce: bool, chunk: int
+        self, store: Store, client: ApiClient, *, backoff: Backoff, coalesce: bool,
+        chunk: int, in_flight: int,
     ) -> None:
         self.store = store
         self.client = client
         self.backoff = backoff
         self.coalesce = coalesce
-        self.chunk = max(1, chunk)
+        self.chunk = chunk
+        self.in_flight = in_flight
+        self.progress: Any = None  # the progress bar (push() sets it)
         self.report = PushReport()
         self.leased = False
         self.features: frozenset[str] = frozenset()
@@ -267,7 +190,7 @@ class Pusher:
             self.report.note = f"the API is not reachable now ({exc}); changes stay queued"
             return
         with self.store.transaction() as con:
-            holder = _claim_lease(con)
+            holder = claim_lease(con)
             if holder is not None:
                 self.report.note = (
                     f"{holder} is pushing this cache right now; its changes and yours go out "
@@ -281,6 +204,7 @@ class Pusher:
                     "WHERE state = 'pending' AND next_attempt_at IS NOT NULL"
                 )
             heads = read_heads(con)
+        self.progress.total = len(heads)
         deadline = time.monotonic() + wait
         for _ in range(max_rounds):
             progressed = None
@@ -493,14 +417,14 @@ class Pusher:
         """The calls all of whose changes are still pending, read in the transaction that
         marks them sent: an undo in another thread (or kernel) may have taken one back
         since the heads were read, and a change taken back must never go out."""
-        ids = [m.id for call in calls for m in call.muts]
-        if not ids:
+        ids = pa.table({"id": pa.array([m.id for call in calls for m in call.muts], pa.string())})
+        if not ids.num_rows:
             return calls
-        rows = con.execute(
-            "SELECT id FROM mutations WHERE state = 'pending' "
-            "AND id IN (SELECT unnest(?::VARCHAR[]))",
-            [ids],
-        ).fetchall()
+        with registered(con, "_calling", ids):
+            rows = con.execute(
+                "SELECT id FROM mutations WHERE state = 'pending' "
+                "AND id IN (SELECT id FROM _calling)"
+            ).fetchall()
         pending = {r[0] for r in rows}
         return [c for c in calls if all(m.id in pending for m in c.muts)]
 
@@ -535,48 +459,74 @@ class Pusher:
             )
 
     def _send(self, calls: list[Call]) -> tuple[bool, list[Mut]]:
-        """Make the calls, recording outcomes as they come (at least every 2 s);
-        returns (False if the API stopped answering, the next round's heads)."""
+        """Make the calls, ``in_flight`` at a time, recording outcomes as they come (at
+        least every 2 s); returns (False if the API stopped answering, the next heads).
+
+        A 429 or a storm of transient failures stops new calls (those in flight finish);
+        the calls never made are recorded as not sent."""
         outcomes: list[Outcome] = []
         flushed = time.monotonic()
-        storm = 0
-        alive = True
-        for index, call in enumerate(calls):
-            try:
-                outcome = self._execute(call)
-            except AuthError as exc:
-                outcomes.append(Outcome(call.muts, Result.UNSENT, str(exc)))
-                outcomes += [Outcome(c.muts, Result.UNSENT) for c in calls[index + 1 :]]
-                with self.store.transaction() as con:
-                    self._record(con, outcomes)
-                raise
-            outcomes.append(outcome)
-            storm = storm + 1 if outcome.result in (Result.UNCERTAIN, Result.RETRY) else 0
-            if outcome.result == Result.RETRY or storm >= _STORM:
-                # Rate limited, or the API keeps failing: stop hammering, keep the rest.
-                outcomes += [Outcome(c.muts, Result.UNSENT) for c in calls[index + 1 :]]
-                alive = outcome.result == Result.RETRY
-                if alive and outcome.retry_after:
-                    self._defer(outcomes, outcome.retry_after)
-                break
-            if time.monotonic() - flushed > _FLUSH_EVERY:
-                with self.store.transaction() as con:
-                    self._record(con, outcomes)
-                outcomes, flushed = [], time.monotonic()
+        storm, alive, stop = 0, True, False
+        denied: AuthError | None = None
+        retry_after: float | None = None
+        waiting = iter(calls)
+        running: dict[Future[Outcome], Call] = {}
+        with ThreadPoolExecutor(self.in_flight, "sellerbench-push-call") as pool:
+            while True:
+                while not stop and len(running) < self.in_flight:
+                    call = next(waiting, None)
+                    if call is None:
+                        break
+                    running[pool.submit(self._execute, call)] = call
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    call = running.pop(future)
+                    self._counted(call)
+                    try:
+                        outcome = future.result()
+                    except AuthError as exc:
+                        denied, stop = exc, True
+                        outcome = Outcome(call.muts, Result.UNSENT, str(exc))
+                    outcomes.append(outcome)
+                    self.progress.update(len(call.muts))
+                    failing = outcome.result in (Result.UNCERTAIN, Result.RETRY)
+                    storm = storm + 1 if failing else 0
+                    if outcome.result == Result.RETRY or storm >= _STORM:
+                        # Rate limited, or the API keeps failing: stop hammering.
+                        if not stop and outcome.result == Result.RETRY:
+                            retry_after = outcome.retry_after
+                        alive = alive and outcome.result == Result.RETRY
+                        stop = True
+                if time.monotonic() - flushed > _FLUSH_EVERY:
+                    with self.store.transaction() as con:
+                        self._record(con, outcomes)
+                    outcomes, flushed = [], time.monotonic()
+        unsent = [Outcome(c.muts, Result.UNSENT) for c in waiting]
+        if retry_after and denied is None:
+            self._defer(unsent, retry_after)
+        outcomes += unsent
         with self.store.transaction() as con:
             self._record(con, outcomes)
-            return alive, read_heads(con)
+            heads = read_heads(con)
+        if denied is not None:
+            raise denied
+        return alive, heads
 
     def _defer(self, outcomes: list[Outcome], seconds: float) -> None:
         for o in outcomes:
             if o.result == Result.UNSENT:
                 o.retry_after = seconds
 
-    def _execute(self, call: Call) -> Outcome:
+    def _counted(self, call: Call) -> None:
         self.report.calls += 1
         self.report.sent += len(call.muts)
         if call.bulk:
             self.report.coalesced += 1
+
+    def _execute(self, call: Call) -> Outcome:
+        """One call's outcome (runs on a worker thread; AuthError passes through)."""
         try:
             return self._dispatch(call)
         except AuthError:
@@ -669,8 +619,9 @@ class Pusher:
 
     def _record(self, con: duckdb.DuckDBPyConnection, outcomes: list[Outcome]) -> None:
         if outcomes and self.leased:
-            _renew_lease(con)
-        self.touched |= sellers_touched(outcomes)
+            renew_lease(con)
+        if len(self.touched) <= TOUCH_LIMIT:  # beyond it listeners hear "any row"
+            self.touched |= sellers_touched(outcomes)
         for m, result, error in record(con, outcomes, self._next_attempt):
             self._count(m, result, error)
 

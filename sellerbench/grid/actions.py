@@ -19,7 +19,7 @@ import functools
 import html
 import io
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -108,16 +108,27 @@ class GridActions:
         self._prepare()  # the analyst is looking at this grid: re-read now, counts included
         self._show_info(text)
 
-    def flag_selected(self, flagged: bool = True) -> list[str]:
-        """Flag (or unflag) the selected sellers through the mutation queue."""
-        ids = self._require_selection("flag" if flagged else "unflag")
+    def flag_selected(self, flagged: bool = True) -> Sequence[str]:
+        """Flag (or unflag) the selected sellers through the mutation queue (all of
+        them: by the grid's filter, without listing their ids)."""
+        every = self._all_selected()
+        ids = None if every else self._require_selection("flag" if flagged else "unflag")
         with self._lock:
             self._prepare()
+            asked = self.selected_count
             changing = int((self.viewport.flags(self._ranges) != flagged).sum())
         before = self._events
-        done = self.wb.flag(ids, flagged)
-        self._acted(before, _flag_message(flagged, _changed(done, changing), len(ids)))
+        if ids is None:
+            done = self.wb.flag(flagged=flagged, where=self.viewport.predicate())
+        else:
+            done = self.wb.flag(ids, flagged)
+        self._acted(before, _flag_message(flagged, _changed(done, changing), asked))
         return done
+
+    def _all_selected(self) -> bool:
+        """Every row under the grid's filter is selected (select-all, Ctrl+A)."""
+        count = self.selected_count
+        return count > 0 and count == self.viewport.row_count
 
     def rename_selected(self, name: str) -> str:
         """Rename the one selected seller."""
@@ -136,16 +147,21 @@ class GridActions:
             return
         self.delete_selected(confirm=True)
 
-    def delete_selected(self, *, confirm: bool = False) -> list[str]:
+    def delete_selected(self, *, confirm: bool = False) -> Sequence[str]:
         """Delete the selected sellers; above ``confirm_delete_above`` needs ``confirm=True``."""
         self._hide_confirm()
-        ids = self._require_selection("delete")
-        if len(ids) > self.confirm_delete_above and not confirm:
-            raise MutationError(f"deleting {len(ids):,} sellers needs confirmation: "
+        count = self.selected_count
+        if not count:
+            self._require_selection("delete")
+        if count > self.confirm_delete_above and not confirm:
+            raise MutationError(f"deleting {count:,} sellers needs confirmation: "
                                 f"delete_selected(confirm=True)")
         before = self._events
-        done = self.wb.delete(ids)
-        self._acted(before, f"Deleted {_count(len(ids), 'seller')} (Undo brings them back).")
+        if self._all_selected():
+            done = self.wb.delete(where=self.viewport.predicate())
+        else:
+            done = self.wb.delete(self._require_selection("delete"))
+        self._acted(before, f"Deleted {_count(len(done), 'seller')} (Undo brings them back).")
         return done
 
     def undo(self) -> str:
@@ -276,7 +292,7 @@ class GridActions:
             changing = int((self.viewport.flags(runs_of(np.array(rows, dtype=np.int64)))
                             != flagged).sum())
         before = self._events
-        done = self.wb.flag(ids, flagged)
+        done = list(self.wb.flag(ids, flagged))
         self._acted(before, _flag_message(flagged, _changed(done, changing), len(ids),
                                           " (right-drag)"))
         return done

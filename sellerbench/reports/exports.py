@@ -61,6 +61,7 @@ import duckdb
 from ..cache.filters import SellerFilter, first_line
 from ..errors import ApiError, ExportError
 from ..schema import SELLER
+from ..shortrepr import html_table, one_line
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient
@@ -105,6 +106,16 @@ class ExportReport:
             f"exported {self.rows:,} rows to {self.path} ({self.format}, from the "
             f"{self.source}, {self.seconds:.2f} s): {self.route_reason}"
         )
+
+    def __repr__(self) -> str:
+        return one_line(f"<ExportReport {self}>")
+
+    def _repr_html_(self) -> str:
+        return html_table("export", [
+            ("rows", f"{self.rows:,}"), ("path", str(self.path)), ("format", self.format),
+            ("from", self.source), ("seconds", f"{self.seconds:.2f}"),
+            ("why", self.route_reason),
+        ])
 
 
 @dataclass(frozen=True)
