@@ -284,15 +284,20 @@ function attachHands(view, model) {
     const x = event.clientX, y = event.clientY;
     const spotNow = rowAt(grid, event);
     if (!spotNow || spotNow.row !== hoverRow) popup.style.display = 'none';
-    hoverTimer = setTimeout(() => {
-      if (Date.now() < quietUntil) return;
-      const spot = rowAt(grid, { clientX: x, clientY: y });
-      if (!spot) { popup.style.display = 'none'; hoverRow = null; return; }
-      if (spot.row === hoverRow && popup.style.display !== 'none') return;
-      hoverRow = spot.row;
-      popup.dataset.x = x; popup.dataset.y = y;
-      model.send({ event: 'hover', row: spot.row });
-    }, 600);
+    const rest = (delay) => {
+      hoverTimer = setTimeout(() => {
+        // Still in the quiet second after a click: a pointer left resting here gets its
+        // card once the second is over (not never).
+        if (Date.now() < quietUntil) { rest(quietUntil - Date.now()); return; }
+        const spot = rowAt(grid, { clientX: x, clientY: y });
+        if (!spot) { popup.style.display = 'none'; hoverRow = null; return; }
+        if (spot.row === hoverRow && popup.style.display !== 'none') return;
+        hoverRow = spot.row;
+        popup.dataset.x = x; popup.dataset.y = y;
+        model.send({ event: 'hover', row: spot.row });
+      }, delay);
+    };
+    rest(600);
   });
   el.addEventListener('mouseleave', () => hideHover(false));
   model.on('msg:custom', (content) => {
