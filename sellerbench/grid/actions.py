@@ -122,7 +122,7 @@ class GridActions:
             done = self.wb.flag(flagged=flagged, where=self.viewport.predicate())
         else:
             done = self.wb.flag(ids, flagged)
-        self._acted(before, _flag_message(flagged, _changed(done, changing), asked))
+        self._acted(before, _flag_message(flagged, changing, asked))
         return done
 
     def _all_selected(self) -> bool:
@@ -287,13 +287,13 @@ class GridActions:
                 return []
             start = first if isinstance(first, int) and 0 <= first < count else rows[0]
             started_flagged = self.viewport.flagged_at(start)
-            ids = self.viewport.ids(runs_of(np.array(rows, dtype=np.int64)))
+            painted = runs_of(np.array(rows, dtype=np.int64))
+            ids = self.viewport.ids(painted)
             flagged = not started_flagged
-            changing = int((self.viewport.flags(runs_of(np.array(rows, dtype=np.int64)))
-                            != flagged).sum())
+            changing = int((self.viewport.flags(painted) != flagged).sum())
         before = self._events
         done = list(self.wb.flag(ids, flagged))
-        self._acted(before, _flag_message(flagged, _changed(done, changing), len(ids),
+        self._acted(before, _flag_message(flagged, changing, len(ids),
                                           " (right-drag)"))
         return done
 
@@ -324,13 +324,6 @@ class GridActions:
 
 
 # -- formatting ----------------------------------------------------------------------------
-
-
-def _changed(done: Any, fallback: int) -> int:
-    """Sellers an action changed: the action result's ``count`` when it has one, else
-    ``fallback`` (counted from the rows before the action)."""
-    count = getattr(done, "count", None)
-    return count if isinstance(count, int) else fallback
 
 
 def _flag_message(flagged: bool, changed: int, asked: int, how: str = "") -> str:
