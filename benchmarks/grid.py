@@ -345,6 +345,7 @@ def browser_run(lab: Any, browser: Any, cache: Path, n: int, kind: str) -> dict[
         if kind != "DataGrid(df)":
             result["middle s"], result["middle rows in s"] = _jump_to_middle(page, n, wait_for)
         if kind == "ours":
+            result["kernel MB peak unflagged"] = lab_page.kernel_json("_peak[0] / 1e6")
             result["flag 10k s"] = _flag_visible(page, lab_page, wait_for)
             result["painter"] = lab_page.kernel_json("grid.painter.batched")
         result["kernel MB open"] = lab_page.kernel_json("_proc.memory_info().rss / 1e6")
@@ -463,7 +464,7 @@ def _column_order(name: str) -> tuple[int, str]:
              "flag 10k s", "re-sort s", "filter s", "profiles s", "shipped MB",
              "kernel MB before", "kernel MB first",
              "kernel MB open",
-             "kernel MB peak", "painter", "js errors"]
+             "kernel MB peak unflagged", "kernel MB peak", "painter", "js errors"]
     return (order.index(name) if name in order else 99, name)
 
 
