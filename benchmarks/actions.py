@@ -17,7 +17,9 @@ each result is measured too (at most 1,000 characters).
 
 Push part: the reference server runs as a subprocess with the same N sellers
 (``sellerbench serve --demo N``); a workbench syncs it, flags all N from a filter and
-pushes them; the server's flagged count must then be N and nothing pending.
+pushes them; the server's flagged count must then be N and nothing pending. Then it
+deletes 100,000 of them (all, if fewer), pushes, undoes the delete (restores queued
+set-based) and pushes the restores: the server's live count must be back.
 
 The acceptance bars (issue 21; 1,000,000 sellers: flag <= 2 s, undo <= 2 s, RSS growth
 <= 400 MB, push <= 40 s) are printed beside the figures; the exit code is 0 unless an
@@ -130,6 +132,7 @@ def push_part(n: int, folder: Path) -> int:
             server_flagged = _server_flagged(folder / "server.sqlite3")
             ok = ok and server_flagged == live
             print(f"server flagged after the push: {server_flagged:,} of {live:,} live")
+            ok = undo_pushed_deletes(wb, min(live, 100_000), live, folder) and ok
         finally:
             wb.close()
     finally:
@@ -141,6 +144,28 @@ def push_part(n: int, folder: Path) -> int:
     if not ok:
         print("the push left something behind", file=sys.stderr)
     return 0 if ok else 1
+
+
+def undo_pushed_deletes(wb, k: int, live: int, folder: Path) -> bool:
+    """Delete ``k`` sellers, push, undo (restores queued set-based), push the restores:
+    the server must hold ``live`` live sellers again."""
+    first = wb.sql(f"SELECT id FROM visible_sellers ORDER BY id LIMIT 1 OFFSET {k - 1}")
+    where = f"id <= '{first['id'][0]}'"
+    wb.delete(where=where)
+    timed(f"push {k:,} deletes", lambda: wb.push(wait=30.0, progress=False), rss_mb())
+    _, said = timed(f"undo of {k:,} pushed deletes", wb.undo, rss_mb())
+    print(f"  {said}")
+    _, report = timed(f"push {k:,} restores", lambda: wb.push(wait=30.0, progress=False),
+                      rss_mb())
+    back = _server_live(folder / "server.sqlite3")
+    print(f"server live after the restores: {back:,} of {live:,}")
+    return report.still_pending == 0 and back == live
+
+
+def _server_live(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as con:
+        query = "SELECT count(*) FROM sellers WHERE deleted_at IS NULL"
+        return int(con.execute(query).fetchone()[0])
 
 
 def _server_flagged(db: Path) -> int:

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from ..errors import MutationError
 from .result import TOUCH_LIMIT, Action
-from .sets import act_on_set, flag_inverses
+from .sets import act_on_set, flag_inverses, other_inverses
 
 if TYPE_CHECKING:
     from ..cache.filters import SellerFilter
@@ -452,9 +452,9 @@ def resolve_ids(store: Store, ids: list[str]) -> list[str]:
 def undo(store: Store, *, restore_missing: bool = False) -> Undone:
     """Take back the analyst's latest action not yet undone; says what was done.
 
-    Changes never sent leave the queue (one UPDATE); flags the server has (or may have)
-    seen get inverse flags queued set-based; other changes the server has seen get an
-    inverse change each. Repeated calls walk further back. ``restore_missing``: the
+    Changes never sent leave the queue (one UPDATE); changes the server has (or may have)
+    seen get their inverses queued set-based (``sets.flag_inverses``,
+    ``sets.other_inverses``). Repeated calls walk further back. ``restore_missing``: the
     server is known to have no restore endpoint (the description warns of new ids).
     """
     if store.read_only:
@@ -487,19 +487,15 @@ def undo(store: Store, *, restore_missing: bool = False) -> Undone:
             [undo_id, action],
         )
         flags, skipped, flag_touched = flag_inverses(con, action, undo_id)
-        seen = _rows(con, "action_id = ? AND kind <> 'flag' AND state IN ('pending', 'done')",
-                     [action])
-        inverses, more = _inverses(con, seen)
-        queue(con, inverses, action_id=undo_id, origin="undo")
-    if touched is not None and flag_touched is not None:
-        touched |= flag_touched | _sellers_of(inverses)
+        others, more, other_touched, restores = other_inverses(con, action, undo_id)
+    if touched is not None and flag_touched is not None and other_touched is not None:
+        touched |= flag_touched | other_touched
     else:
         touched = None
-    restores = any(c.kind == "restore" for c in inverses)
-    text = _describe_undo(kinds, total, one, unsent, flags + len(inverses), skipped + more,
+    text = _describe_undo(kinds, total, one, unsent, flags + others, skipped + more,
                           restore_missing and restores)
     return Undone(text, None if touched is None else frozenset(touched),
-                  bool(flags or inverses))
+                  bool(flags or others))
 
 
 # A queued change undo can simply drop: never sent, not part of a bulk call's body.
@@ -520,70 +516,6 @@ def _last_action(con: duckdb.DuckDBPyConnection) -> str | None:
         "ORDER BY max(seq) DESC LIMIT 1"
     ).fetchall()
     return rows[0][0] if rows else None
-
-
-def _inverses(
-    con: duckdb.DuckDBPyConnection, rows: list[_Done]
-) -> tuple[list[Change], list[str]]:
-    """The changes that put back what ``rows`` changed, checked like any change."""
-    out: list[Change] = []
-    skipped: list[str] = []
-    targets = resolve(con, [r.seller_id for r in rows])
-    sellers = sellers_by_id(con, targets)
-    for row, target in zip(rows, targets, strict=True):
-        kind, prior = row.kind, row.prior_values
-        seller = sellers.get(target)
-        if seller is None:
-            skipped.append(f"{target} is no longer known")
-            continue
-        change = _inverse(con, kind, seller, prior, skipped)
-        if change is not None:
-            out.append(change)
-    return out, skipped
-
-
-def _inverse(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    seller: Seller,
-    prior: dict[str, Any],
-    skipped: list[str],
-) -> Change | None:
-    if kind in ("delete",) and not seller.deleted:
-        return None  # already back (restored meanwhile): nothing to do
-    if kind in ("flag", "rename", "create", "restore") and seller.deleted:
-        if kind in ("create", "restore"):
-            return None  # already gone
-        skipped.append(f"{seller.name!r} is deleted now; its {kind} was left as is")
-        return None
-    if kind == "flag":
-        return Change(
-            "flag", seller.id, flagged=bool(prior.get("flagged")), prior={"name": seller.name}
-        )
-    if kind in ("create", "restore"):
-        return Change(
-            "delete",
-            seller.id,
-            frees=seller.normalized,
-            prior={"name": seller.name, "flagged": seller.flagged},
-        )
-    old_name = prior["name"]
-    norm = normalize_name(old_name)
-    holder = live_names(con, [norm]).get(norm)
-    if holder is not None and holder != seller.id:
-        skipped.append(f"the name {old_name!r} is taken by seller {holder} now")
-        return None
-    if kind == "rename":
-        if old_name == seller.name:
-            return None
-        return Change(
-            "rename", seller.id, name=old_name, frees=seller.normalized, prior={"name": seller.name}
-        )
-    # delete: bring it back as it was
-    return Change(
-        "restore", seller.id, flagged=bool(prior.get("flagged")), name=old_name,
-        prior={"name": old_name},
-    )
 
 
 def _describe_undo(

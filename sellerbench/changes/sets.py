@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..cache.filters import SellerFilter
     from ..cache.store import Store
 
-__all__ = ["act_on_set", "flag_inverses", "resolved_sql"]
+__all__ = ["act_on_set", "flag_inverses", "other_inverses", "resolved_sql"]
 
 _MAX_LISTED = 5  # sellers named in one error message
 
@@ -280,6 +280,104 @@ def _skipped(con: duckdb.DuckDBPyConnection) -> list[str]:
         count, first = con.execute(
             f"SELECT count(*), min(coalesce('''' || display_name || '''', target)) FROM _sb_undo "
             f"WHERE {where}"
+        ).fetchall()[0]
+        if count:
+            out.append(one.format(first) if count == 1 else many.format(f"{count:,}"))
+    return out
+
+
+# What undo queues for each sent change other than a flag, from a row of ``_sb_back``
+# (columns of ``mutations``: kind, flagged, name, normalized, frees, prior). A landed
+# delete or rename names the seller's normalized name in ``frees`` (what it gave up), so
+# the name to take back never needs normalizing again here.
+_INVERSE = """
+CASE WHEN kind IN ('create', 'restore') THEN 'delete'
+     WHEN kind = 'delete' THEN 'restore' ELSE 'rename' END,
+CASE WHEN kind = 'delete' THEN old_flagged END,
+CASE WHEN kind IN ('rename', 'delete') THEN old_name END,
+CASE WHEN kind IN ('rename', 'delete') THEN old_normalized END,
+CASE WHEN kind = 'delete' THEN NULL ELSE normalized_name END,
+CASE WHEN kind IN ('create', 'restore') THEN json_object('name', display_name, 'flagged', flagged)
+     WHEN kind = 'delete' THEN json_object('name', old_name)
+     ELSE json_object('name', display_name) END
+"""
+# Why a sent change is left as it is (NULL: it is taken back, or nothing is left to do).
+_LEFT = """
+CASE WHEN NOT known THEN 'unknown'
+     WHEN kind = 'delete' AND NOT deleted THEN 'back'
+     WHEN kind IN ('create', 'restore') AND deleted THEN 'gone'
+     WHEN kind = 'rename' AND deleted THEN 'deleted'
+     WHEN kind IN ('rename', 'delete') AND holder IS NOT NULL AND holder <> target THEN 'taken'
+     WHEN kind = 'rename' AND old_name = display_name THEN 'same'
+END
+"""
+
+
+def other_inverses(
+    con: duckdb.DuckDBPyConnection, action: str, undo_id: str
+) -> tuple[int, list[str], frozenset[str] | None, bool]:
+    """Queue what puts back ``action``'s sent deletes, restores, creates and renames
+    (set-based, in the reverse order of the action): a delete is restored under its old
+    name, a create or restore deleted, a rename renamed back.
+
+    Left as they are: sellers gone meanwhile, a rename of a seller deleted since, a name
+    a live seller holds now (the sellers one action deleted were live together: their
+    names differ). Returns how many were queued, what was left and why, the sellers touched
+    (None above TOUCH_LIMIT), and whether a restore was queued."""
+    con.execute(
+        "CREATE TEMP TABLE _sb_back AS "
+        "WITH seen AS (SELECT seq, kind, seller_id, prior, frees FROM mutations "
+        "WHERE action_id = $1 AND kind <> 'flag' AND state IN ('pending', 'done')), "
+        f"r AS ({resolved_sql('seen', 'seller_id')}), "
+        "holders AS (SELECT normalized_name, any_value(id) AS holder FROM visible_sellers "
+        "WHERE normalized_name IN (SELECT frees FROM seen) GROUP BY normalized_name), "
+        "b AS (SELECT r.seq, r.kind, r.target, r.prior->>'name' AS old_name, "
+        "coalesce((r.prior->>'flagged')::BOOLEAN, false) AS old_flagged, "
+        "r.frees AS old_normalized, v.id IS NOT NULL AS known, "
+        "v.deleted_at IS NOT NULL AS deleted, v.display_name, v.normalized_name, v.flagged, "
+        "h.holder FROM r LEFT JOIN visible_sellers_all v ON v.id = r.target "
+        "LEFT JOIN holders h ON h.normalized_name = r.frees) "
+        f"SELECT *, {_LEFT} AS left_as_is FROM b",
+        [action],
+    )
+    try:
+        queued = con.execute(
+            "INSERT INTO mutations (id, action_id, origin, kind, flagged, name, normalized,"
+            " frees, prior, seller_id, state, created_at) "
+            f"SELECT uuid()::VARCHAR, $1, 'undo', {_INVERSE}, target, 'pending', now() "
+            "FROM _sb_back WHERE left_as_is IS NULL ORDER BY seq DESC",
+            [undo_id],
+        ).fetchall()[0][0]
+        left = _left(con)
+        restores = bool(con.execute(
+            "SELECT count(*) FROM _sb_back WHERE left_as_is IS NULL AND kind = 'delete'"
+        ).fetchall()[0][0])
+        touched: frozenset[str] | None = None
+        if queued <= TOUCH_LIMIT:
+            rows = con.execute(
+                "SELECT target FROM _sb_back WHERE left_as_is IS NULL").fetchall()
+            touched = frozenset(r[0] for r in rows)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _sb_back")
+    return queued, left, touched, restores
+
+
+# Why sent changes were left as they are, as undo's description says it (one, many).
+_LEFT_SAID = {
+    "unknown": ("{} is no longer known", "{} sellers are no longer known"),
+    "deleted": ("{} is deleted now; its rename was left as is",
+                "{} sellers are deleted now; their renames were left as they are"),
+    "taken": ("the name {} is taken by another seller now",
+              "{} names are taken by other sellers now"),
+}
+
+
+def _left(con: duckdb.DuckDBPyConnection) -> list[str]:
+    out = []
+    for why, (one, many) in _LEFT_SAID.items():
+        count, first = con.execute(
+            "SELECT count(*), min(coalesce('''' || coalesce(old_name, display_name) || '''', "
+            "target)) FROM _sb_back WHERE left_as_is = ?", [why],
         ).fetchall()[0]
         if count:
             out.append(one.format(first) if count == 1 else many.format(f"{count:,}"))

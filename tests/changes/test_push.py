@@ -263,6 +263,63 @@ def test_undo_levels_pushed_and_not(make_server, open_wb):
     assert server_live(server.url, server.tokens["analyst"]) == before
 
 
+def test_undo_of_pushed_deletes_creates_and_renames_is_set_based_and_exact(
+    make_server, open_wb
+):
+    """Undo of sent changes other than flags (sets.other_inverses): 150 pushed deletes
+    come back under their names and flags, 40 pushed creates go, a pushed rename goes
+    back; a name another seller took meanwhile is left as it is and said."""
+    server = make_server(n=200)
+    wb = open_wb(server)
+    before = server_live(server.url, server.tokens["analyst"])
+    ids = _ids(wb, 151)
+    wb.flag(ids[:30], True)
+    wb.push()
+    before = server_live(server.url, server.tokens["analyst"])
+    shown = wb.sellers().set_index("id")
+    taken = shown.loc[ids[150], "display_name"]
+    flagged = set(wb.sellers(where="flagged")["id"])
+    wb.delete(ids[:150])
+    wb.push()
+    with wb.store.connect() as con:
+        queued = con.execute("SELECT count(*) FROM mutations").fetchall()[0][0]
+    message = wb.undo()
+    assert message == "undid delete of 150 seller(s): 150 reverting change(s) queued", message
+    assert set(wb.sellers(where="flagged")["id"]) == flagged  # shown at once, as they were
+    with wb.store.connect() as con:
+        assert con.execute("SELECT count(*) FROM mutations").fetchall()[0][0] == queued + 150
+    wb.push(backoff=FAST)
+    assert server_live(server.url, server.tokens["analyst"]) == before
+
+    made = wb.create([f"Made Here {i:02d}" for i in range(40)])
+    wb.push()
+    assert len(server_live(server.url, server.tokens["analyst"])) == len(before) + 40
+    assert "40 reverting change(s) queued" in wb.undo()
+    wb.push(backoff=FAST)
+    assert server_live(server.url, server.tokens["analyst"]) == before
+    assert wb.sellers(where=f"id IN ({', '.join(repr(i) for i in made)})").empty
+
+    wb.rename(ids[0], "Renamed And Back")
+    wb.push()
+    assert "1 reverting change(s) queued" in wb.undo()
+    wb.push(backoff=FAST)
+    assert server_live(server.url, server.tokens["analyst"]) == before
+
+    # A deleted seller's name taken meanwhile by another analyst: that delete stays, said.
+    wb.delete([ids[150], ids[149]])
+    wb.push()
+    with _other(server) as other:
+        other.create_seller(taken)
+    wb.sync(progress=False)
+    message = wb.undo()
+    assert "1 reverting change(s) queued" in message, message
+    assert f"the name {taken!r} is taken by another seller now" in message, message
+    wb.push(backoff=FAST)
+    live = server_live(server.url, server.tokens["analyst"])
+    assert live == before  # the 150th is the other analyst's new seller, unflagged
+    assert not wb.sellers(where=f"display_name = '{taken}'")["id"].isin([ids[150]]).any()
+
+
 def test_undo_of_a_delete_on_base_recreates_with_a_new_id(make_server, open_wb):
     server = make_server(n=20, base_only=True)
     wb = open_wb(server)
