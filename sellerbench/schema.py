@@ -152,6 +152,8 @@ class Field:
 
 
 def _field(name: str, hint: Any, required: bool) -> Field:
+    """A field from its annotation: ``| None`` or ``NotRequired`` make it nullable,
+    ``Annotated[wire, arrow]`` names its Arrow type (else it follows from the wire type)."""
     nullable = not required
     if typing.get_origin(hint) is NotRequired:
         (hint,) = typing.get_args(hint)
