@@ -34,6 +34,7 @@ from .errors import ConfigError
 from .schema import MAX_BATCH
 
 __all__ = [
+    "AUTO_PUSH",
     "LOCK_TIMEOUT",
     "PUSH",
     "SETTINGS",
@@ -67,6 +68,7 @@ class Secret(str):
 
 LOCK_TIMEOUT = 10.0  # seconds a cache held by another process is waited for (Store)
 TIMEOUT = 30.0  # seconds one HTTP request may take (ApiClient)
+AUTO_PUSH = True  # push right after each change when the API is reachable (Workbench)
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lock_timeout", "SELLERBENCH_LOCK_TIMEOUT", f"{LOCK_TIMEOUT:g}", "seconds >= 0",
             "Seconds to wait for a cache held by another process before CacheLockedError.",
             _seconds(0, strict=False), f"{LOCK_TIMEOUT:g}"),
-    Setting("auto_push", "SELLERBENCH_AUTO_PUSH", "1", "1 or 0",
+    Setting("auto_push", "SELLERBENCH_AUTO_PUSH", str(int(AUTO_PUSH)), "1 or 0",
             "Push queued changes right after each mutation when the API is reachable.",
-            _boolean, "1", cli=False),
+            _boolean, str(int(AUTO_PUSH)), cli=False),
     Setting("timeout", "SELLERBENCH_TIMEOUT", f"{TIMEOUT:g}", "seconds > 0",
             "Seconds before one HTTP request times out.", _seconds(0, strict=True),
             f"{TIMEOUT:g}"),

@@ -43,7 +43,7 @@ from .cache.store import Store
 from .changes import mutations, push
 from .changes.result import Action
 from .errors import ConfigError, MutationError, SellerbenchError
-from .settings import PUSH, Secret, resolve, value
+from .settings import AUTO_PUSH, PUSH, Secret, resolve, value
 
 if TYPE_CHECKING:
     from .api.client import ApiClient
@@ -80,7 +80,7 @@ class Workbench:
         store: Store,
         client: ApiClient | None,
         *,
-        auto_push: bool = True,
+        auto_push: bool = AUTO_PUSH,
         server: Any = None,
     ) -> None:
         self.store = store

@@ -175,14 +175,29 @@ def test_the_name_rules_are_written_once() -> None:
                         pytest.fail(f"{path.name} writes {target.id} again")
 
 
-def _defaults_read_push(function: object) -> dict[str, str]:
-    """For each push default of ``function``, the source of its default expression."""
+def _defaults(function: object) -> dict[str, str]:
+    """The source of each keyword-only default of ``function``."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     node = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
     args = node.args
     spelt = dict(zip([a.arg for a in args.kwonlyargs], args.kw_defaults, strict=True))
-    return {name: ast.unparse(spelt[name]) for name in (f.name for f in fields(PUSH))
-            if spelt.get(name) is not None}
+    return {name: ast.unparse(expr) for name, expr in spelt.items() if expr is not None}
+
+
+def _defaults_read_push(function: object) -> dict[str, str]:
+    """For each push default of ``function``, the source of its default expression."""
+    spelt = _defaults(function)
+    return {f.name: spelt[f.name] for f in fields(PUSH) if f.name in spelt}
+
+
+def test_the_settings_defaults_are_read_where_they_apply() -> None:
+    from sellerbench.api.client import ApiClient
+    from sellerbench.cache.store import Store
+    from sellerbench.workbench import Workbench
+
+    assert _defaults(Store.__init__)["lock_timeout"] == "LOCK_TIMEOUT"
+    assert _defaults(ApiClient.__init__)["timeout"] == "TIMEOUT"
+    assert _defaults(Workbench.__init__)["auto_push"] == "AUTO_PUSH"
 
 
 def test_every_push_default_is_read_from_settings() -> None:
