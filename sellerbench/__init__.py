@@ -9,54 +9,10 @@ Every error sellerbench raises on purpose is importable from here (the tree is d
 reference server, the report stack and JupyterLab load when they are used.
 """
 
-from .errors import (
-    ApiError,
-    ApiValidationError,
-    AuthError,
-    CacheCorruptError,
-    CacheError,
-    CacheLockedError,
-    CacheVersionError,
-    ConfigError,
-    ConflictError,
-    ExportError,
-    MutationError,
-    NotFoundError,
-    ProtocolError,
-    QueryError,
-    RateLimitedError,
-    SellerbenchError,
-    ServerError,
-    SyncError,
-    TransportError,
-    UserError,
-)
+from . import errors
+from .errors import *  # noqa: F403  (the exception tree: errors.__all__)
 from .workbench import Workbench, connect, demo
 
-__all__ = [
-    "ApiError",
-    "ApiValidationError",
-    "AuthError",
-    "CacheCorruptError",
-    "CacheError",
-    "CacheLockedError",
-    "CacheVersionError",
-    "ConfigError",
-    "ConflictError",
-    "ExportError",
-    "MutationError",
-    "NotFoundError",
-    "ProtocolError",
-    "QueryError",
-    "RateLimitedError",
-    "SellerbenchError",
-    "ServerError",
-    "SyncError",
-    "TransportError",
-    "UserError",
-    "Workbench",
-    "__version__",
-    "connect",
-    "demo",
-]
+# The version is written here once; pyproject.toml reads it (dynamic = ["version"]).
 __version__ = "0.1.0"
+__all__ = [*errors.__all__, "Workbench", "__version__", "connect", "demo"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import CacheError, ConfigError, SellerbenchError
-from .settings import SETTINGS, flag_of, value
+from .settings import PUSH, SETTINGS, flag_of, value
 
 __all__ = ["build_parser", "main"]
 
@@ -248,7 +248,7 @@ def cmd_push(args: argparse.Namespace) -> int:
             frame = wb.pending()
             print(frame.to_string(index=False) if len(frame) else "nothing queued")
             return 0
-        report = wb.push(wait=args.wait, coalesce=not args.one_by_one)
+        report = wb.push(wait=args.wait, coalesce=PUSH.coalesce and not args.one_by_one)
     print(report)
     return 0 if report.still_pending == 0 and report.failed == 0 else 1
 
@@ -477,6 +477,18 @@ def _add_connection_options(parser: argparse.ArgumentParser,
                                 help=f"{setting.help} [{setting.env}]")
 
 
+def _add_seller_filter(parser: argparse.ArgumentParser, old_spelling: bool = False) -> None:
+    """The seller filter of ``wb.sellers()`` as flags: --flagged/--unflagged, --search,
+    --where (``old_spelling``: --flagged-only too, hidden)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--flagged", action="store_true", help="only flagged sellers")
+    if old_spelling:
+        which.add_argument("--flagged-only", action="store_true", help=argparse.SUPPRESS)
+    which.add_argument("--unflagged", action="store_true", help="only unflagged sellers")
+    parser.add_argument("--search", help="names containing this text (case-insensitive)")
+    parser.add_argument("--where", help="a SQL predicate over visible_sellers (trusted)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     doc = __doc__ or "sellerbench"
     parser = _Parser(prog="sellerbench", description=doc.splitlines()[0])
@@ -501,8 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     push = sub.add_parser("push", help="send queued seller changes to the API now")
     _add_connection_options(push)
-    push.add_argument("--wait", type=_SECONDS, default=10.0,
-                      help="seconds to keep retrying changes that failed for now (default 10)")
+    push.add_argument("--wait", type=_SECONDS, default=PUSH.wait,
+                      help="seconds to keep retrying changes that failed for now "
+                      f"(default {PUSH.wait:g})")
     push.add_argument("--one-by-one", action="store_true",
                       help="one request per change instead of bulk calls")
     push.add_argument("--pending", action="store_true",
@@ -523,11 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write the sellers you see to CSV, JSON or Parquet")
     export.add_argument("path", help="file to write; the suffix picks the format")
-    which = export.add_mutually_exclusive_group()
-    which.add_argument("--flagged", action="store_true", help="only flagged sellers")
-    which.add_argument("--unflagged", action="store_true", help="only unflagged sellers")
-    export.add_argument("--search", help="names containing this text (case-insensitive)")
-    export.add_argument("--where", help="a SQL predicate over visible_sellers (trusted)")
+    _add_seller_filter(export)
     export.add_argument("--columns", help="comma-separated columns, in order")
     export.add_argument("--format", choices=("csv", "json", "ndjson", "parquet"))
     export.add_argument("--source", choices=("auto", "cache", "server"), default="auto")
@@ -544,12 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SVG, no script, A4) with its data files, state and manifest into --output. "
         "What changed is counted since --since, by default the newest report in the "
         "same parent folder.")
-    report_which = report.add_mutually_exclusive_group()
-    report_which.add_argument("--flagged", action="store_true", help="only flagged sellers")
-    report_which.add_argument("--flagged-only", action="store_true", help=argparse.SUPPRESS)
-    report_which.add_argument("--unflagged", action="store_true", help="only unflagged sellers")
-    report.add_argument("--search", help="names containing this text (case-insensitive)")
-    report.add_argument("--where", help="a SQL predicate over visible_sellers (trusted)")
+    _add_seller_filter(report, old_spelling=True)
     report.add_argument("--title", help='the page\'s heading (default "Seller report")')
     report.add_argument("--period", help="which runs: 30d, 2026-11-01 or "
                         "2026-11-01..2026-11-30 (default: all)")

@@ -31,9 +31,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .schema import MAX_BATCH
 
 __all__ = [
+    "AUTO_PUSH",
+    "LOCK_TIMEOUT",
+    "PUSH",
     "SETTINGS",
+    "TIMEOUT",
+    "PushDefaults",
     "Secret",
     "Setting",
     "check_all",
@@ -56,6 +62,28 @@ class Secret(str):
 
     def __repr__(self) -> str:
         return "'<hidden>'"
+
+
+# -- defaults of the calls: the one place each is written ---------------------------------
+
+LOCK_TIMEOUT = 10.0  # seconds a cache held by another process is waited for (Store)
+TIMEOUT = 30.0  # seconds one HTTP request may take (ApiClient)
+AUTO_PUSH = True  # push right after each change when the API is reachable (Workbench)
+
+
+@dataclass(frozen=True)
+class PushDefaults:
+    """What a push does when not told otherwise: ``wb.push()``, ``changes.push.push()``
+    and ``sellerbench push`` all read :data:`PUSH`."""
+
+    wait: float = 3.0  # seconds to spend waiting for changes in backoff to come due
+    coalesce: bool = True  # bulk calls where the server offers them
+    retry_now: bool = True  # an explicit push ignores the backoff of earlier ones
+    chunk: int = MAX_BATCH  # changes per bulk call (the API's largest)
+    in_flight: int = 4  # calls under way at once (the client keeps 4 connections alive)
+
+
+PUSH = PushDefaults()
 
 
 # -- where data lives ------------------------------------------------------------------
@@ -174,14 +202,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Bearer token for the API (never printed).", _token, "none"),
     Setting("cache", "SELLERBENCH_CACHE", lambda: str(default_cache()), "a file path",
             "Path of the DuckDB cache.", _path, "`sellerbench.duckdb` in the data folder"),
-    Setting("lock_timeout", "SELLERBENCH_LOCK_TIMEOUT", "10", "seconds >= 0",
+    Setting("lock_timeout", "SELLERBENCH_LOCK_TIMEOUT", f"{LOCK_TIMEOUT:g}", "seconds >= 0",
             "Seconds to wait for a cache held by another process before CacheLockedError.",
-            _seconds(0, strict=False), "10"),
-    Setting("auto_push", "SELLERBENCH_AUTO_PUSH", "1", "1 or 0",
+            _seconds(0, strict=False), f"{LOCK_TIMEOUT:g}"),
+    Setting("auto_push", "SELLERBENCH_AUTO_PUSH", str(int(AUTO_PUSH)), "1 or 0",
             "Push queued changes right after each mutation when the API is reachable.",
-            _boolean, "1", cli=False),
-    Setting("timeout", "SELLERBENCH_TIMEOUT", "30", "seconds > 0",
-            "Seconds before one HTTP request times out.", _seconds(0, strict=True), "30"),
+            _boolean, str(int(AUTO_PUSH)), cli=False),
+    Setting("timeout", "SELLERBENCH_TIMEOUT", f"{TIMEOUT:g}", "seconds > 0",
+            "Seconds before one HTTP request times out.", _seconds(0, strict=True),
+            f"{TIMEOUT:g}"),
     Setting("memory_limit", "SELLERBENCH_MEMORY_LIMIT", None, "a size, e.g. 2GB",
             "DuckDB's memory limit for the cache, set when the file is opened; past it "
             "queries spill to temp_directory.", _size, "DuckDB's (80% of RAM)", cli=False),

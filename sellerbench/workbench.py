@@ -33,7 +33,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import pandas as pd
 
@@ -41,10 +41,9 @@ from .cache import frames, sync
 from .cache.filters import SellerFilter
 from .cache.store import Store
 from .changes import mutations, push
-from .changes.push import IN_FLIGHT, MAX_BULK
 from .changes.result import Action
 from .errors import ConfigError, MutationError, SellerbenchError
-from .settings import Secret, resolve, value
+from .settings import AUTO_PUSH, PUSH, Secret, resolve, value
 
 if TYPE_CHECKING:
     from .api.client import ApiClient
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
     from .changes.push import Backoff, PushReport
     from .grid.widget import SellersGrid
     from .reports.exports import ExportReport
-    from .reports.report import ReportResult
+    from .reports.report import ReportOptions, ReportResult
     from .runs.watch import RunWatch
 
 __all__ = ["ChangeEvent", "Workbench", "connect", "demo"]
@@ -81,7 +80,7 @@ class Workbench:
         store: Store,
         client: ApiClient | None,
         *,
-        auto_push: bool = True,
+        auto_push: bool = AUTO_PUSH,
         server: Any = None,
     ) -> None:
         self.store = store
@@ -288,12 +287,12 @@ class Workbench:
     def push(
         self,
         *,
-        wait: float = 3.0,
-        coalesce: bool = True,
-        retry_now: bool = True,
+        wait: float = PUSH.wait,
+        coalesce: bool = PUSH.coalesce,
+        retry_now: bool = PUSH.retry_now,
         backoff: Backoff | None = None,
-        chunk: int = MAX_BULK,
-        in_flight: int = IN_FLIGHT,
+        chunk: int = PUSH.chunk,
+        in_flight: int = PUSH.in_flight,
         progress: bool = True,
         retries: int | None = None,
         timeout: float | None = None,
@@ -359,18 +358,7 @@ class Workbench:
         )
 
     def report(
-        self,
-        output_dir: str | os.PathLike[str],
-        *,
-        title: str | None = None,
-        flagged: bool | None = None,
-        search: str | None = None,
-        where: str | None = None,
-        period: str | None = None,
-        since: str | os.PathLike[str] | None = None,
-        provenance: bool = False,
-        pdf: bool = False,
-        overwrite: bool = False,
+        self, output_dir: str | os.PathLike[str], **options: Unpack[ReportOptions]
     ) -> ReportResult:
         """Sync (when connected), then write the report of this cache into ``output_dir``
         (see reports/report.py): ``report.html``, its data files, state and manifest.
@@ -387,11 +375,7 @@ class Workbench:
 
         if self.client is not None:
             self.sync(progress=False)
-        return run_report(
-            output_dir, title=title, flagged=flagged, search=search, where=where,
-            period=period, since=since, provenance=provenance, pdf=pdf,
-            cache=self.store.path, overwrite=overwrite,
-        )
+        return run_report(output_dir, cache=self.store.path, **options)
 
     def grid(
         self,

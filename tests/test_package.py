@@ -35,8 +35,8 @@ def test_dependencies_are_split_by_what_people_run() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     names = {d.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip()
              for d in project["dependencies"]}
-    assert names == {"duckdb", "pandas", "pyarrow", "httpx", "ipywidgets", "ipydatagrid",
-                     "anywidget", "tqdm", "orjson"}
+    assert names == {"duckdb", "pandas", "pyarrow", "httpx", "httpx-sse", "ipywidgets",
+                     "ipydatagrid", "anywidget", "tqdm", "orjson"}
     extras = project["optional-dependencies"]
     assert {"fastapi", "uvicorn"} <= {d.split(">")[0] for d in extras["server"]}
     assert {"papermill", "nbconvert", "matplotlib"} <= {d.split(">")[0] for d in extras["report"]}

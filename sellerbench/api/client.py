@@ -52,7 +52,8 @@ from ..errors import (
     ServerError,
     TransportError,
 )
-from ..settings import Secret
+from ..schema import MAX_BATCH, CollectionRun, Seller
+from ..settings import TIMEOUT, Secret
 from .pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage, parse_arrow_page, parse_json_page
 
 __all__ = [
@@ -72,56 +73,12 @@ __all__ = [
 
 Feed = Literal["sellers", "collection-runs"]
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-# The most ids (or names) one bulk call carries: the reference server's limit (its
-# ``MAX_BATCH``; a longer list is 422 VALIDATION). API.md names no limit for the origin;
-# a bulk call it refuses is split into single calls, so nothing is lost there either.
-MAX_BULK = 10_000
+# The most ids (or names) one bulk call carries: the reference server's limit (a longer
+# list is 422 VALIDATION). API.md names no limit for the origin; a bulk call it refuses
+# is split into single calls, so nothing is lost there either.
+MAX_BULK = MAX_BATCH
 
-# -- records -------------------------------------------------------------------------
-
-
-class Seller(TypedDict):
-    """A seller as the API sends it (times are RFC 3339 strings in UTC)."""
-
-    id: str
-    display_name: str
-    normalized_name: str
-    platform: str
-    platform_id: str | None
-    times_seen: int
-    flagged: bool
-    first_seen_run_id: str | None
-    last_seen_run_id: str | None
-    created_at: str
-    updated_at: str
-    deleted_at: str | None
-    rev: NotRequired[int]
-
-
-class CollectionRun(TypedDict):
-    """A collection run as the API sends it."""
-
-    id: str
-    name: str
-    status: str
-    category_ids: list[str]
-    started_at: str | None
-    completed_at: str | None
-    paused_at: str | None
-    created_at: str
-    updated_at: str
-    deleted_at: str | None
-    departments_total: int | None
-    departments_completed: int | None
-    categories_total: int | None
-    categories_completed: int | None
-    products_total: int | None
-    products_searched: int | None
-    sellers_found: int | None
-    sellers_new: int | None
-    failed_items: int | None
-    duration_seconds: float | None
-    rev: NotRequired[int]
+# -- records (Seller and CollectionRun: the contract's, schema.py) ------------------
 
 
 class Category(TypedDict):
@@ -172,7 +129,7 @@ class ApiClient:
         base_url: str,
         token: str,
         *,
-        timeout: float = 30.0,
+        timeout: float = TIMEOUT,
         retries: int = 4,
         transport: httpx.BaseTransport | None = None,
         backoff: float = 0.25,

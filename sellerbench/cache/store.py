@@ -51,7 +51,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import CacheCorruptError, CacheError, CacheLockedError, CacheVersionError
-from ..settings import default_cache, value
+from ..settings import LOCK_TIMEOUT, default_cache, value
 
 __all__ = ["SCHEMA_VERSION", "FileLocks", "Rebuilt", "Store"]
 
@@ -234,9 +234,10 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
-# What DuckDB says when it meets a damaged file (checked on open and on every read).
-_DAMAGE = ("corrupt database file", "could not read enough bytes",
-           "not a valid duckdb database", "checksum")
+# What DuckDB says when it meets a damaged file (checked on open and on every read): the
+# one list (is_damage).
+_DAMAGE = ("corrupt", "could not read enough bytes", "not a valid duckdb database",
+           "checksum")
 
 
 def is_damage(exc: BaseException) -> bool:
@@ -310,7 +311,7 @@ class Store:
         self,
         path: str | os.PathLike[str] | None = None,
         *,
-        lock_timeout: float = 10.0,
+        lock_timeout: float = LOCK_TIMEOUT,
         read_only: bool = False,
         memory_limit: str | None = None,
         temp_directory: str | os.PathLike[str] | None = None,
@@ -444,7 +445,7 @@ class Store:
             except (duckdb.SerializationException, duckdb.InternalException) as exc:
                 raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
             except duckdb.Error as exc:
-                if "not a valid DuckDB database" in str(exc) or "corrupt" in str(exc).lower():
+                if is_damage(exc):
                     raise CacheCorruptError(self._corrupt_message(str(exc))) from exc
                 if "different configuration" in str(exc):
                     raise CacheError(

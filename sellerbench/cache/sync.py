@@ -63,6 +63,7 @@ from ..api.client import ApiClient
 from ..api.client import Feed as FeedPath
 from ..api.pages import RUN_SCHEMA, SELLER_SCHEMA, TablePage
 from ..errors import ApiValidationError, ProtocolError, SyncError
+from ..schema import BASE_LIMIT, REV_LIMIT
 from ..shortrepr import html_table, one_line
 from .store import Store
 
@@ -72,8 +73,8 @@ if TYPE_CHECKING:
 __all__ = ["OVERLAP", "SyncReport", "pull"]
 
 OVERLAP = timedelta(seconds=120)
-REV_PAGE = 10_000
-BASE_PAGE = 100
+REV_PAGE = REV_LIMIT  # the largest pages the contract allows
+BASE_PAGE = BASE_LIMIT
 BASE_PASSES = 3  # a pass that changed rows is followed by a short one, at most this many
 # Written rows between explicit CHECKPOINTs: the store defers checkpoints (1 GB of WAL), so
 # a long first sync would otherwise hold every row uncompressed in memory (peak RSS).

@@ -24,7 +24,6 @@ then its rows move to the server id and both ids keep working in every call.
 from __future__ import annotations
 
 import json
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import MutationError
+from ..schema import LOCAL_PREFIX, MAX_NAME_LENGTH, name_problem, normalize_name
 from .result import TOUCH_LIMIT, Action
 from .sets import act_on_set, flag_inverses, other_inverses
 
@@ -61,37 +61,20 @@ __all__ = [
     "undo",
 ]
 
-LOCAL_PREFIX = "local:"
-MAX_NAME_LENGTH = 200  # the contract's limit, after trimming
 _MAX_LISTED = 5  # ids named in one error message
 
 
-# -- names -----------------------------------------------------------------------------
-
-
-def normalize_name(name: str) -> str:
-    """Lower-cased, inner whitespace collapsed: the key unique among live sellers (API.md)."""
-    return " ".join(name.split()).lower()
+# -- names (the rules are the contract's: schema.py) -------------------------------------
 
 
 def check_name(name: object) -> str:
     """The trimmed name, or MutationError saying what the contract refuses in it."""
-    if not isinstance(name, str):
-        raise MutationError(f"a seller name must be a string, not {type(name).__name__}")
-    trimmed = name.strip()
-    if not trimmed:
-        raise MutationError("a seller name must not be empty")
-    if len(trimmed) > MAX_NAME_LENGTH:
-        raise MutationError(
-            f"a seller name must be at most {MAX_NAME_LENGTH} characters "
-            f"(this one has {len(trimmed)}): {trimmed[:40]!r}..."
-        )
-    for char in trimmed:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise MutationError(
-                f"a seller name must not contain control characters: {trimmed!r}"
-            )
-    return trimmed
+    problem = name_problem(name)
+    if problem is None:
+        assert isinstance(name, str)
+        return name.strip()
+    shown = f": {name.strip()[:40]!r}" if isinstance(name, str) else ""
+    raise MutationError(f"a seller name {problem}{shown}")
 
 
 # -- what one change queues ----------------------------------------------------------------

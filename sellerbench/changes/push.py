@@ -60,6 +60,8 @@ from ..errors import (
     ServerError,
     TransportError,
 )
+from ..schema import BASE_LIMIT
+from ..settings import PUSH
 from .outcomes import (
     Call,
     Mut,
@@ -80,8 +82,8 @@ if TYPE_CHECKING:
 __all__ = ["IN_FLIGHT", "MAX_BULK", "Backoff", "PushReport", "has_pending", "push"]
 
 TRANSIENT = (TransportError, ServerError, ProtocolError)
-IN_FLIGHT = 4  # calls under way at once (the client keeps 4 connections alive)
-SCAN_PAGE = 100  # the base contract's largest page
+IN_FLIGHT = PUSH.in_flight
+SCAN_PAGE = BASE_LIMIT  # the base contract's largest page
 MAX_SCAN_PAGES = 2_000  # a look-up reads at most this many pages, then retries later
 _FLUSH_EVERY = 2.0  # seconds between outcome flushes within a round (crash safety)
 _STORM = 6  # consecutive transient failures that end a round early (likely offline)
@@ -106,12 +108,12 @@ def push(
     store: Store,
     client: ApiClient,
     *,
-    wait: float = 3.0,
-    coalesce: bool = True,
+    wait: float = PUSH.wait,
+    coalesce: bool = PUSH.coalesce,
     backoff: Backoff | None = None,
-    retry_now: bool = True,
-    chunk: int = MAX_BULK,
-    in_flight: int = IN_FLIGHT,
+    retry_now: bool = PUSH.retry_now,
+    chunk: int = PUSH.chunk,
+    in_flight: int = PUSH.in_flight,
     progress: bool = True,
     max_rounds: int = 10_000,
 ) -> PushReport:

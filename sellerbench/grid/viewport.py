@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 from ..cache.filters import SellerFilter, literal
 from ..cache.store import Store
 from ..errors import ConfigError
+from ..schema import SHOWN_TIME, SHOWN_TRUE
 from .snapshot import (
     ID_TYPE,
     PACKED_ID,
@@ -84,11 +85,7 @@ class Column:
     def display_sql(self) -> str:
         if self.shown_sql:
             return self.shown_sql
-        if self.kind == "bool":
-            return f"CASE WHEN {self.sql} THEN 'yes' ELSE '' END"
-        if self.kind == "time":
-            return f"strftime({self.sql}, '%Y-%m-%d %H:%M')"
-        return self.sql
+        return _shown_sql(self.kind, self.sql)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -188,11 +185,16 @@ def _one_moment(con: Any) -> Iterator[None]:
 
 def _bare_shown(column: Column) -> str:
     """A non-lookup column's value as shown, over visible_sellers' own columns."""
-    if column.kind == "bool":
-        return f"CASE WHEN {column.bare} THEN 'yes' ELSE '' END"
-    if column.kind == "time":
-        return f"strftime({column.bare}, '%Y-%m-%d %H:%M')"
-    return column.bare
+    return _shown_sql(column.kind, column.bare)
+
+
+def _shown_sql(kind: str, expr: str) -> str:
+    """``expr`` as the grid shows it (the display rules: schema.SHOWN_TRUE, SHOWN_TIME)."""
+    if kind == "bool":
+        return f"CASE WHEN {expr} THEN '{SHOWN_TRUE}' ELSE '' END"
+    if kind == "time":
+        return f"strftime({expr}, '{SHOWN_TIME}')"
+    return expr
 
 
 def shown_condition(expr: str, op: Any, value: Any, column: Column) -> str:
@@ -781,10 +783,10 @@ def _display(values: pa.ChunkedArray, column: Column, snap: Snapshot) -> np.ndar
         return values.fill_null(0).to_numpy().astype("int64")
     if kind == "bool":
         flags = values.fill_null(False).to_numpy(zero_copy_only=False)
-        return np.where(flags, "yes", "").astype(object)
+        return np.where(flags, SHOWN_TRUE, "").astype(object)
     if kind == "code":
         return snap.names[codes][values.fill_null(-1).to_numpy(zero_copy_only=False)]
     if kind == "time":
-        return np.array([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, dt.datetime) else ""
+        return np.array([v.strftime(SHOWN_TIME) if isinstance(v, dt.datetime) else ""
                          for v in values.to_pylist()], dtype=object)
     return np.array(values.fill_null("").to_pylist(), dtype=object)

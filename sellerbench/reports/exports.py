@@ -60,7 +60,7 @@ import duckdb
 
 from ..cache.filters import SellerFilter, first_line
 from ..errors import ApiError, ExportError
-from ..schema import SELLER
+from ..schema import SELLER, WIRE_TIME
 from ..shortrepr import html_table, one_line
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ FORMATS: dict[str, str] = {
     ".pq": "parquet",
 }
 SOURCES = ("auto", "cache", "server")
-ISO_UTC = "%Y-%m-%dT%H:%M:%S.%fZ"
+ISO_UTC = WIRE_TIME  # how every time is written: the API's form
 # Characters that make a spreadsheet treat a cell as a formula (OWASP CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Show a progress bar only for exports that take longer than this (seconds).
@@ -146,14 +146,15 @@ def export(
     path: str | os.PathLike[str],
     *,
     chosen: SellerFilter,
-    columns: Sequence[str] | None = None,
-    format: str | None = None,
-    source: str = "auto",
-    overwrite: bool = False,
-    neutralize: bool = True,
-    progress: bool = True,
+    columns: Sequence[str] | None,
+    format: str | None,
+    source: str,
+    overwrite: bool,
+    neutralize: bool,
+    progress: bool,
 ) -> ExportReport:
-    """Write the sellers ``chosen`` keeps to ``path``; see the module docstring.
+    """Write the sellers ``chosen`` keeps to ``path``; see the module docstring. Every
+    option is ``wb.export()``'s, which holds their defaults.
 
     ``columns`` picks and orders columns. Raises ExportError (nothing written) on a bad
     argument or a failed write, ConfigError for a filter that does not fit the columns,

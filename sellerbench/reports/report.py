@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..cache.filters import SellerFilter
 from ..errors import ConfigError, ExportError
@@ -46,6 +46,7 @@ from .report_page import Period, parse_since
 __all__ = [
     "NOTEBOOK",
     "OUTPUTS",
+    "ReportOptions",
     "ReportResult",
     "external_references",
     "kernel_name",
@@ -112,6 +113,20 @@ class ReportResult:
         extra = ", ".join(p.name for p in self.files)
         pdf = f" and {self.pdf.name}" if self.pdf else ""
         return f"report written to {self.html}{pdf} in {self.seconds:.1f} s (with {extra})"
+
+
+class ReportOptions(TypedDict, total=False):
+    """What ``wb.report()`` hands on to :func:`run_report` (whose defaults they take)."""
+
+    title: str | None
+    flagged: bool | None
+    search: str | None
+    where: str | None
+    period: str | None
+    since: str | date | os.PathLike[str] | None
+    provenance: bool
+    pdf: bool
+    overwrite: bool
 
 
 def run_report(

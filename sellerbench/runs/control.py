@@ -29,7 +29,7 @@ from ..errors import (
     SellerbenchError,
     TransportError,
 )
-from ..schema import RUN
+from ..schema import RUN, SHOWN_TIME, format_time
 from .watch import ACTIVE, FINISHED, RunWatch, RunWatcher
 from .watch import watch_text as _watch_text
 
@@ -135,7 +135,7 @@ def table(wb: Any, limit: int = 20) -> str:
         "id": df["id"].str[:8],
         "name": df["name"].str.slice(0, 40),
         "status": df["status"],
-        "started": df["started_at"].dt.strftime("%Y-%m-%d %H:%M"),
+        "started": df["started_at"].dt.strftime(SHOWN_TIME),
         "products": (df["products_searched"].fillna(0).astype(int).astype(str) + "/"
                      + df["products_total"].fillna(0).astype(int).astype(str)),
         "found": df["sellers_found"],
@@ -162,7 +162,7 @@ def run(wb: Any, run_id: str) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     """A cached value as the API sends it: times as RFC 3339 text, lists as lists."""
     if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return format_time(value)
     if hasattr(value, "tolist"):
         return value.tolist()
     return None if value is None or value is pd.NA or value != value else value

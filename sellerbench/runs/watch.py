@@ -27,34 +27,23 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 import ipywidgets as widgets
+from httpx_sse import EventSource
 
 from ..errors import ApiError, NotFoundError, SellerbenchError
+from ..schema import ACTIVE, FINISHED, RUN_COUNTERS
 
 if TYPE_CHECKING:
     from ..api.client import ApiClient
 
 __all__ = ["ACTIVE", "FINISHED", "Event", "RunState", "RunWatch", "RunWatcher", "watch_text"]
 
-ACTIVE = ("pending", "running", "paused")
-FINISHED = ("completed", "failed", "cancelled")
-COUNTERS = (
-    "departments_total",
-    "departments_completed",
-    "categories_total",
-    "categories_completed",
-    "products_total",
-    "products_searched",
-    "sellers_found",
-    "sellers_new",
-    "failed_items",
-    "duration_seconds",
-)
+COUNTERS = RUN_COUNTERS
 # Status codes meaning "this server does not serve the stream here": poll instead.
 _NO_STREAM = (404, 405, 406, 501)
 
@@ -68,32 +57,16 @@ class Event:
     data: dict[str, Any]
 
 
-def parse_sse(lines: Iterable[str]) -> Iterator[Event]:
-    """Events from the lines of a ``text/event-stream``; comments (``: ping``) are skipped.
+def read_events(response: httpx.Response) -> Iterator[Event]:
+    """The events of a ``text/event-stream`` response, parsed by httpx-sse; comments
+    (``: ping``) and events without data or an integer id are skipped.
 
     An event is dispatched only at the blank line that ends it, so one cut in half by a
     dropped connection is never half-applied: the replay after reconnecting brings it whole.
     """
-    event_id: str | None = None
-    event_type = "message"
-    data: list[str] = []
-    for raw in lines:
-        line = raw.rstrip("\r\n")
-        if not line:
-            if data and event_id is not None and event_id.isdigit():
-                yield Event(int(event_id), event_type, _decode("\n".join(data)))
-            event_id, event_type, data = None, "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "id":
-            event_id = value
-        elif name == "event":
-            event_type = value
-        elif name == "data":
-            data.append(value)
+    for sse in EventSource(response).iter_sse():
+        if sse.data and sse.id.isdigit():
+            yield Event(int(sse.id), sse.event, _decode(sse.data))
 
 
 def _decode(text: str) -> dict[str, Any]:
@@ -511,7 +484,7 @@ class RunWatcher:
                     self._responses[run_id] = response
                 if self._stop.is_set():
                     return "stopped", last_id, got
-                for event in parse_sse(response.iter_lines()):
+                for event in read_events(response):
                     last_id, got = event.id, True
                     self._queue.put(("event", run_id, event))
                     if event.type == "status" and event.data.get("status") in FINISHED:

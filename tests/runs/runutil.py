@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from sellerbench.runs.watch import Event, parse_sse
+from sellerbench.runs import watch
+from sellerbench.runs.watch import Event
 from sellerbench.server.embedded import EmbeddedServer
 from sellerbench.server.storage.records import now_ts
 
@@ -79,4 +80,4 @@ def read_events(
     with client.stream("GET", f"/collection/runs/{run_id}/activity", headers=headers) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
-        yield from parse_sse(r.iter_lines())
+        yield from watch.read_events(r)

@@ -12,18 +12,17 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
+from ...schema import ACTIVE, FINISHED
 from ..storage.changes import record
 from ..storage.core import Tx
 from ..storage.idempotency import IdempotencyKey, Outcome, RequestHash, perform
-from ..storage.records import RUN_COLUMNS, is_uuid, now_ts, run_record, validate_name
+from ..storage.records import INSERT_RUN, RUN_COLUMNS, is_uuid, now_ts, run_record, validate_name
 from .deps import AdminUser, ReadUser, json_response, settings_of, storage_of
 from .models import CategoryList, CollectionRun, CreateRunBody, RunList
 from .problems import Problem, error_responses
 
 __all__ = ["ACTIVE", "FINISHED", "create_run", "install", "router"]
 
-ACTIVE = ("pending", "running", "paused")
-FINISHED = ("completed", "failed", "cancelled")
 _SELECT = f"SELECT {', '.join(RUN_COLUMNS)} FROM collection_runs"
 
 router = APIRouter(tags=["collection runs"])
@@ -60,11 +59,7 @@ def create_run(tx: Tx, name: object, category_ids: list[str]) -> dict[str, Any]:
         deleted_at=None, departments_total=len({known[c] for c in wanted}),
         categories_total=len(wanted), duration_seconds=None, rev=tx.next_rev(),
     )
-    tx.execute(
-        f"INSERT INTO collection_runs ({', '.join(RUN_COLUMNS)})"
-        f" VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
-        [row[c] for c in RUN_COLUMNS],
-    )
+    tx.execute(INSERT_RUN, [row[c] for c in RUN_COLUMNS])
     record(tx, "run", row["id"], "create", row["rev"], {"name": display}, now)
     return run_record(tuple(row[c] for c in RUN_COLUMNS))
 

@@ -102,10 +102,7 @@ ERRORS = error_responses(401, 403, 422, 429, 503)
 )
 def export_csv(request: Request, _user: ReadUser, flagged: bool | None = FLAGGED_Q):
     stream = csv_stream(storage_of(request), flagged, settings_of(request).ext)
-    return StreamingResponse(
-        stream, media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="sellers.csv"'},
-    )
+    return _download(stream, "text/csv; charset=utf-8", "sellers.csv")
 
 
 @router.get(
@@ -118,7 +115,10 @@ def export_csv(request: Request, _user: ReadUser, flagged: bool | None = FLAGGED
 )
 def export_json(request: Request, _user: ReadUser, flagged: bool | None = FLAGGED_Q):
     stream = json_stream(storage_of(request), flagged, settings_of(request).ext)
-    return StreamingResponse(
-        stream, media_type="application/json",
-        headers={"Content-Disposition": 'attachment; filename="sellers.json"'},
-    )
+    return _download(stream, "application/json", "sellers.json")
+
+
+def _download(stream: Any, media_type: str, filename: str) -> StreamingResponse:
+    """A streamed body the browser saves as ``filename``."""
+    return StreamingResponse(stream, media_type=media_type,
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})

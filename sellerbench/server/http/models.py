@@ -8,11 +8,13 @@ with orjson; these models describe them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from ...schema import MAX_BATCH, MAX_NAME_LENGTH, NAME_PATTERN, RUN, SELLER, Record
 from ..storage.catalog import CATEGORIES
 
 __all__ = [
@@ -38,60 +40,41 @@ __all__ = [
     "UpdatedCount",
 ]
 
-MAX_BATCH = 10_000
-
-# What validate_name accepts, for the docs (the check itself is records.validate_name):
-# no control characters, 1-200 characters once surrounding whitespace is trimmed.
-_C = r"\x00-\x1f\x7f-\x9f"
-NAME_PATTERN = rf"^\s*[^\s{_C}](?:[^{_C}]{{0,198}}[^\s{_C}])?\s*$"
+# What validate_name accepts, for the docs (the rules themselves: schema.name_problem).
 NAME_DOC: dict = {"pattern": NAME_PATTERN,
-                  "description": "1-200 characters after trimming, no control characters"}
-
-RunStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
+                  "description": f"1-{MAX_NAME_LENGTH} characters after trimming, "
+                  "no control characters"}
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
-class Seller(BaseModel):
-    id: str
-    display_name: str
-    normalized_name: str
-    platform: str
-    platform_id: str | None
-    times_seen: int = Field(ge=0)
-    flagged: bool
-    first_seen_run_id: str | None
-    last_seen_run_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None
-    rev: int | None = Field(None, description="ext: the change number of the last write")
+def _model_of(record: Record, title: str) -> type[BaseModel]:
+    """The response model of a record of the contract: a wire time is documented as a
+    date-time, a status by its values, a count as >= 0, ``rev`` as the extension it is."""
+    fields: dict[str, Any] = {}
+    for f in record.fields:
+        kind: Any = datetime if f.arrow == pa.timestamp("us", tz="UTC") else f.wire
+        if f.nullable:
+            kind = kind | None
+        if f.name == "rev":
+            fields[f.name] = (kind, Field(
+                None, description="ext: the change number of the last write"))
+        elif kind in (int, int | None):
+            fields[f.name] = (kind, Field(ge=0))
+        else:
+            fields[f.name] = (kind, ...)
+    return create_model(title, **fields)
 
 
-class CollectionRun(BaseModel):
-    id: str
-    name: str
-    status: RunStatus
-    category_ids: list[str]
-    started_at: datetime | None
-    completed_at: datetime | None
-    paused_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None
-    departments_total: int
-    departments_completed: int
-    categories_total: int
-    categories_completed: int
-    products_total: int
-    products_searched: int
-    sellers_found: int
-    sellers_new: int
-    failed_items: int
-    duration_seconds: float | None
-    rev: int | None = Field(None, description="ext: the change number of the last write")
+# The records' models; to a type checker, any model (their fields are the contract's).
+if TYPE_CHECKING:
+    Seller = BaseModel
+    CollectionRun = BaseModel
+else:
+    Seller = _model_of(SELLER, "Seller")
+    CollectionRun = _model_of(RUN, "CollectionRun")
 
 
 class _Page(BaseModel):

@@ -21,6 +21,7 @@ from ..storage import people
 from ..storage.changes import history
 from ..storage.core import Busy, Conflict, Duplicate
 from ..storage.records import is_uuid
+from .auth import User
 from .deps import AdminUser, ReadUser, json_response, storage_of
 from .models import Strict
 from .problems import Problem, error_responses
@@ -132,9 +133,7 @@ def add_user(request: Request, body: NewUserBody, _user: AdminUser) -> Response:
              responses=_ADMIN_ERRORS,
              summary="ext users: take every token of a user away (refused within a second)")
 def revoke_user(request: Request, name: str, user: AdminUser) -> Response:
-    _not_yourself(user.name, name, "revoke")
-    changed = _people(people.revoke_user, storage_of(request), name)
-    request.app.state.tokens.forget()
+    changed = _tokens_of(request, user, name, "revoke", people.revoke_user)
     return json_response({"name": name, "revoked": changed})
 
 
@@ -142,10 +141,17 @@ def revoke_user(request: Request, name: str, user: AdminUser) -> Response:
              responses=_ADMIN_ERRORS,
              summary="ext users: replace a user's tokens with a new one, shown once")
 def rotate_user(request: Request, name: str, user: AdminUser) -> Response:
-    _not_yourself(user.name, name, "rotate")
-    token = _people(people.rotate_user, storage_of(request), name)
-    request.app.state.tokens.forget()
+    token = _tokens_of(request, user, name, "rotate", people.rotate_user)
     return json_response({"name": name, "role": _role_of(request, name), "token": token})
+
+
+def _tokens_of(request: Request, user: User, name: str, verb: str, act: Any) -> Any:
+    """Revoke or rotate ``name``'s tokens (never one's own); the token book forgets at
+    once, so an old token is refused from the next request."""
+    _not_yourself(user.name, name, verb)
+    result = _people(act, storage_of(request), name)
+    request.app.state.tokens.forget()
+    return result
 
 
 @router.get("/sellers/{seller_id}/history", response_model=SellerHistory, tags=["sellers"],

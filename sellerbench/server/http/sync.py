@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from fastapi import APIRouter, Query, Request, Response
 
+from ...schema import BASE_LIMIT, REV_LIMIT, SELLER
 from ..storage import feed
 from ..storage.records import format_ts
 from .deps import ReadUser, ServerSettings, storage_of
@@ -18,27 +20,13 @@ from .problems import Problem, error_responses
 __all__ = ["ARROW_STREAM", "build_router"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-BASE_LIMIT = 100
-REV_LIMIT = 10_000
 MAX_REV = 2**62
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 
 _TS = pa.timestamp("us", tz="UTC")
-SELLER_ARROW_SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("display_name", pa.string()),
-    ("normalized_name", pa.string()),
-    ("platform", pa.string()),
-    ("platform_id", pa.string()),
-    ("times_seen", pa.int64()),
-    ("flagged", pa.bool_()),
-    ("first_seen_run_id", pa.string()),
-    ("last_seen_run_id", pa.string()),
-    ("created_at", _TS),
-    ("updated_at", _TS),
-    ("deleted_at", _TS),
-    ("rev", pa.int64()),
-])
+# The record's types (schema.py); every field nullable, as pyarrow's CSV reader types
+# them (the client checks the nulls against the record: api/pages.py).
+SELLER_ARROW_SCHEMA = pa.schema([f.with_nullable(True) for f in SELLER.arrow_schema()])
 
 
 def _since(updated_since: str | None) -> str | None:
@@ -195,11 +183,11 @@ def build_router(settings: ServerSettings) -> APIRouter:
         description="ext rev_feed: rows with rev > since_rev, in rev order, tombstones included",
     )
 
-    if ext:
+    def feed_route(spec: feed.FeedSpec, path: str, model: type, summary: str) -> None:
+        """One feed's route; without the parameters it does not take here (``since_rev``
+        in base-only mode, ``flagged`` on the runs feed), so /openapi.json shows none."""
 
-        @router.get("/sync/sellers", response_model=SellerPage, responses=seller_doc,
-                    summary="Sellers changed, page by page")
-        def sync_sellers(
+        def route(
             request: Request,
             _user: ReadUser,
             since_rev: int | None = rev_q,
@@ -207,52 +195,23 @@ def build_router(settings: ServerSettings) -> APIRouter:
             limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
             updated_since: str | None = since_q,
             include_deleted: bool = deleted_q,
-            flagged: bool | None = Query(None, description="only flagged or unflagged (base)"),
+            flagged: bool | None = flagged_q,
         ) -> Response:
-            return serve_feed(request, feed.SELLERS, since_rev, cursor, limit, updated_since,
-                              include_deleted, flagged)
+            return serve_feed(request, spec, since_rev if ext else None, cursor, limit,
+                              updated_since, include_deleted, flagged)
 
-        @router.get("/sync/collection-runs", response_model=RunPage, responses=errors,
-                    summary="Collection runs changed, page by page")
-        def sync_runs(
-            request: Request,
-            _user: ReadUser,
-            since_rev: int | None = rev_q,
-            cursor: str | None = cursor_q,
-            limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
-            updated_since: str | None = since_q,
-            include_deleted: bool = deleted_q,
-        ) -> Response:
-            return serve_feed(request, feed.RUNS, since_rev, cursor, limit, updated_since,
-                              include_deleted, None)
+        signature = inspect.signature(route)
+        absent = {"since_rev"} if not ext else set()
+        if not spec.has_flagged:
+            absent.add("flagged")
+        route.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in signature.parameters.values() if p.name not in absent])
+        name = f"sync_{spec.table.split('_')[-1]}" + ("" if ext else "_base")
+        router.get(path, response_model=model, summary=summary, name=name,
+                   responses=seller_doc if spec.has_flagged else errors)(route)
 
-    else:
-
-        @router.get("/sync/sellers", response_model=SellerPage, responses=seller_doc,
-                    summary="Sellers changed, page by page")
-        def sync_sellers_base(
-            request: Request,
-            _user: ReadUser,
-            cursor: str | None = cursor_q,
-            limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
-            updated_since: str | None = since_q,
-            include_deleted: bool = deleted_q,
-            flagged: bool | None = Query(None, description="only flagged or unflagged"),
-        ) -> Response:
-            return serve_feed(request, feed.SELLERS, None, cursor, limit, updated_since,
-                              include_deleted, flagged)
-
-        @router.get("/sync/collection-runs", response_model=RunPage, responses=errors,
-                    summary="Collection runs changed, page by page")
-        def sync_runs_base(
-            request: Request,
-            _user: ReadUser,
-            cursor: str | None = cursor_q,
-            limit: int = Query(BASE_LIMIT, ge=1, le=limit_max, description=limit_help),
-            updated_since: str | None = since_q,
-            include_deleted: bool = deleted_q,
-        ) -> Response:
-            return serve_feed(request, feed.RUNS, None, cursor, limit, updated_since,
-                              include_deleted, None)
-
+    flagged_q = Query(None, description="only flagged or unflagged" + (" (base)" if ext else ""))
+    feed_route(feed.SELLERS, "/sync/sellers", SellerPage, "Sellers changed, page by page")
+    feed_route(feed.RUNS, "/sync/collection-runs", RunPage,
+               "Collection runs changed, page by page")
     return router

@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from ...schema import normalize_name
 from ..storage.catalog import CATEGORIES
 from ..storage.core import Storage
+from ..storage.records import INSERT_RUN, INSERT_SELLER
 
 __all__ = ["DemoSummary", "generate"]
 
@@ -187,7 +189,7 @@ def _sellers(
         updated = stamp(moment)
         created = updated if rnd() < 0.7 else stamp(moment - 1 - int(rnd() * 30 * step))
         display = _name(rnd)
-        norm = " ".join(display.split()).lower()  # records.normalize_name, inlined
+        norm = normalize_name(display)
         if norm in seen_names:
             k = 2
             while f"{norm} {k}" in seen_names:
@@ -227,10 +229,10 @@ def generate(storage: Storage, n: int, seed: int = 7) -> DemoSummary:
     start_us = int(ANCHOR.timestamp() * 1_000_000) - SPAN_SECONDS * 1_000_000
     with storage.bulk_write() as tx:
         runs = _runs(rng, clock, start_us, tx.rev)
-        tx.executemany(f"INSERT INTO collection_runs VALUES ({', '.join('?' * 21)})", runs)
+        tx.executemany(INSERT_RUN, runs)
         tx.rev += len(runs)
         tx.executemany(
-            f"INSERT INTO sellers VALUES ({', '.join('?' * 13)})",
+            INSERT_SELLER,
             _sellers(n, rng, start_us, runs, tx.rev),
         )
         tx.rev += n

@@ -54,9 +54,17 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from ...schema import ACTIVE, FINISHED, RUN_COUNTERS
 from ..storage.changes import record
 from ..storage.core import Storage, Tx
-from ..storage.records import RUN_COLUMNS, normalize_name, now_ts, parse_ts, run_record
+from ..storage.records import (
+    INSERT_SELLER,
+    RUN_COLUMNS,
+    normalize_name,
+    now_ts,
+    parse_ts,
+    run_record,
+)
 from .demo import _name as seller_name
 
 if TYPE_CHECKING:
@@ -76,19 +84,15 @@ PRODUCTS_PER_SECOND = 4.0  # at run_speed 1
 MAX_STEPS_PER_TICK = 200  # bounds one tick's work at absurd speeds
 FAILURE_RATE = 0.05
 KNOWN_SHARE = 0.45  # of the sellers a product shows, the share already known
-FINAL = ("completed", "failed", "cancelled")
-STATUS_FIELDS = (
-    "status", "departments_total", "departments_completed", "categories_total",
-    "categories_completed", "products_total", "products_searched", "sellers_found",
-    "sellers_new", "failed_items", "duration_seconds",
-)
+FINAL = FINISHED
+STATUS_FIELDS = ("status", *RUN_COUNTERS)
 
 # action -> (statuses it may leave, status it enters)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "start": (("pending",), "running"),
     "pause": (("running",), "paused"),
     "resume": (("paused",), "running"),
-    "cancel": (("pending", "running", "paused"), "cancelled"),
+    "cancel": (ACTIVE, "cancelled"),
 }
 _COLUMNS = ", ".join(RUN_COLUMNS)
 
@@ -462,13 +466,10 @@ class RunSimulator:
             name = f"{base} {k}"
         seller_id = str(uuid.uuid4())  # random, not seeded: ids must never collide
         now, rev = now_ts(), tx.next_rev()
-        tx.execute(
-            "INSERT INTO sellers (id, display_name, normalized_name, platform, platform_id,"
-            " times_seen, flagged, first_seen_run_id, last_seen_run_id, created_at,"
-            " updated_at, deleted_at, rev) VALUES (?, ?, ?, 'ebay', ?, 1, 0, ?, ?, ?, ?, NULL, ?)",
-            (seller_id, name, normalize_name(name), str(rng.randrange(10**8, 10**9)),
-             run_id, run_id, now, now, rev),
-        )
+        tx.execute(INSERT_SELLER, (
+            seller_id, name, normalize_name(name), "ebay", str(rng.randrange(10**8, 10**9)),
+            1, 0, run_id, run_id, now, now, None, rev,
+        ))
         record(tx, "seller", seller_id, "found", rev, {"run_id": run_id, "display_name": name},
                now)
         return {"seller_id": seller_id, "display_name": name, "new": True, "times_seen": 1}

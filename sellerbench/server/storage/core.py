@@ -374,10 +374,7 @@ class SQLiteStorage:
 
     def is_empty(self) -> bool:
         """True when the database holds no sellers and no runs (a fresh file)."""
-        with self.read() as conn:
-            sellers = conn.execute("SELECT 1 FROM sellers LIMIT 1").fetchone()
-            runs = conn.execute("SELECT 1 FROM collection_runs LIMIT 1").fetchone()
-        return sellers is None and runs is None
+        return holds_nothing(self)
 
     def ensure_indexes(self) -> None:
         conn = self._connect()
@@ -392,6 +389,14 @@ class SQLiteStorage:
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+def holds_nothing(storage: Storage) -> bool:
+    """True when ``storage`` holds no sellers and no runs (either storage's is_empty)."""
+    with storage.read() as conn:
+        sellers = conn.execute("SELECT 1 FROM sellers LIMIT 1").fetchone()
+        runs = conn.execute("SELECT 1 FROM collection_runs LIMIT 1").fetchone()
+    return sellers is None and runs is None
 
 
 def is_postgres(db: object) -> bool:

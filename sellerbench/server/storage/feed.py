@@ -34,6 +34,7 @@ from typing import Any, Literal, cast
 
 import orjson
 
+from ...schema import SELLER, Field
 from ..http.problems import Problem
 from .records import RUN_COLUMNS, SELLER_COLUMNS, run_record, seller_record
 
@@ -57,24 +58,20 @@ Form = Literal["rows", "json", "lines"]
 FIELD_SEP = "\x1f"
 NULL_MARK = "\x1e"
 
-# How SQLite writes each seller column (a trailing "?": it may be NULL). "plain" text is
-# made by the server from a fixed ASCII alphabet (UUIDs, records.format_ts times, the
-# platform names) and needs no JSON escaping; "text" goes through json_quote.
-SELLER_KINDS: Mapping[str, str] = {
-    "id": "plain",
-    "display_name": "text",
-    "normalized_name": "text",
-    "platform": "plain",
-    "platform_id": "text?",
-    "times_seen": "int",
-    "flagged": "bool",
-    "first_seen_run_id": "plain?",
-    "last_seen_run_id": "plain?",
-    "created_at": "plain",
-    "updated_at": "plain",
-    "deleted_at": "plain?",
-    "rev": "int",
-}
+# How SQLite writes each seller column (a trailing "?": it may be NULL). Text a person
+# writes (names) or another system sends (platform ids) goes through json_quote; every
+# other text column is "plain": made by the server from a fixed ASCII alphabet (UUIDs,
+# records.format_ts times, the platform names) and needs no JSON escaping.
+_FREE_TEXT = frozenset({"display_name", "normalized_name", "platform_id"})
+
+
+def _kind(f: Field) -> str:
+    if f.wire in (int, bool):
+        return f.wire.__name__
+    return ("text" if f.name in _FREE_TEXT else "plain") + ("?" if f.nullable else "")
+
+
+SELLER_KINDS: Mapping[str, str] = {f.name: _kind(f) for f in SELLER.fields}
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,24 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .catalog import CATEGORIES
-from .core import INDEXES, MIGRATIONS, SCHEMA_VERSION, TABLES, Busy, Conflict, Duplicate
+from .core import (
+    INDEXES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    Busy,
+    Conflict,
+    Duplicate,
+    Storage,
+    holds_nothing,
+)
 
 __all__ = ["MAX_WRITE_SECONDS", "WRITE_BOUND_SECONDS", "PostgresStorage"]
 
@@ -429,10 +439,7 @@ class PostgresStorage:
     # -- housekeeping -------------------------------------------------------------------
 
     def is_empty(self) -> bool:
-        with self.read() as conn:
-            sellers = conn.execute("SELECT 1 FROM sellers LIMIT 1").fetchone()
-            runs = conn.execute("SELECT 1 FROM collection_runs LIMIT 1").fetchone()
-        return sellers is None and runs is None
+        return holds_nothing(cast(Storage, self))
 
     def ensure_indexes(self) -> None:
         with self.pool.connection() as conn:

@@ -1,19 +1,22 @@
-"""Timestamps, the seller-name rules, and turning stored rows into API records.
+"""Stored rows as API records, and the server's use of the contract's rules (schema.py).
 
 Timestamps are stored as fixed-width RFC 3339 text in UTC with microseconds
-(``2026-01-27T18:00:00.123456Z``), so text order is time order and an index on them
-serves the sync order directly.
+(``schema.WIRE_TIME``: ``2026-01-27T18:00:00.123456Z``), so text order is time order and
+an index on them serves the sync order directly.
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ...schema import RUN, SELLER, format_time, name_problem, normalize_name, parse_time
+
 __all__ = [
+    "INSERT_RUN",
+    "INSERT_SELLER",
     "RUN_COLUMNS",
     "SELLER_COLUMNS",
     "format_ts",
@@ -26,62 +29,20 @@ __all__ = [
     "validate_name",
 ]
 
-MAX_NAME_LENGTH = 200
-
-SELLER_COLUMNS: tuple[str, ...] = (
-    "id",
-    "display_name",
-    "normalized_name",
-    "platform",
-    "platform_id",
-    "times_seen",
-    "flagged",
-    "first_seen_run_id",
-    "last_seen_run_id",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "rev",
-)
-
-RUN_COLUMNS: tuple[str, ...] = (
-    "id",
-    "name",
-    "status",
-    "category_ids",
-    "started_at",
-    "completed_at",
-    "paused_at",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "departments_total",
-    "departments_completed",
-    "categories_total",
-    "categories_completed",
-    "products_total",
-    "products_searched",
-    "sellers_found",
-    "sellers_new",
-    "failed_items",
-    "duration_seconds",
-    "rev",
-)
-
-
-def format_ts(moment: datetime) -> str:
-    """RFC 3339, UTC, microseconds, ``Z``: the one stored and served form."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+# The stored tables hold the records' fields in the contract's order (the present tables
+# are checked against it: tests/server/test_storage_schema.py).
+SELLER_COLUMNS = SELLER.names
+RUN_COLUMNS = RUN.names
+INSERT_SELLER = (f"INSERT INTO sellers ({', '.join(SELLER_COLUMNS)})"
+                 f" VALUES ({', '.join('?' * len(SELLER_COLUMNS))})")
+INSERT_RUN = (f"INSERT INTO collection_runs ({', '.join(RUN_COLUMNS)})"
+              f" VALUES ({', '.join('?' * len(RUN_COLUMNS))})")
+format_ts = format_time
+parse_ts = parse_time
 
 
 def now_ts() -> str:
     return format_ts(datetime.now(UTC))
-
-
-def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def ts_before(text: str, delta: timedelta) -> str:
@@ -97,27 +58,13 @@ def is_uuid(text: object) -> bool:
     return True
 
 
-def normalize_name(name: str) -> str:
-    """Lower-cased with inner whitespace collapsed: the key that is unique among live sellers."""
-    return " ".join(name.split()).lower()
-
-
 def validate_name(name: object) -> str:
     """The trimmed display name, or ValueError saying what is wrong with it."""
-    if not isinstance(name, str):
-        raise ValueError("a name must be a string")
-    trimmed = name.strip()
-    if not trimmed:
-        raise ValueError("a name must not be empty")
-    if len(trimmed) > MAX_NAME_LENGTH:
-        raise ValueError(f"a name must be at most {MAX_NAME_LENGTH} characters")
-    for char in trimmed:
-        category = unicodedata.category(char)
-        if category == "Cc":
-            raise ValueError("a name must not contain control characters")
-        if category == "Cs":
-            raise ValueError("a name must be valid Unicode (no lone surrogates)")
-    return trimmed
+    problem = name_problem(name)
+    if problem is not None:
+        raise ValueError(f"a name {problem}")
+    assert isinstance(name, str)
+    return name.strip()
 
 
 def seller_record(row: tuple[Any, ...], *, with_rev: bool = True) -> dict[str, Any]:

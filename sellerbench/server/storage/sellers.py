@@ -30,7 +30,15 @@ from typing import Any
 from ..http.problems import Problem
 from .changes import record, record_many
 from .core import Duplicate, Tx
-from .records import SELLER_COLUMNS, is_uuid, normalize_name, now_ts, seller_record, validate_name
+from .records import (
+    INSERT_SELLER,
+    SELLER_COLUMNS,
+    is_uuid,
+    normalize_name,
+    now_ts,
+    seller_record,
+    validate_name,
+)
 
 __all__ = [
     "bulk_create",
@@ -98,7 +106,7 @@ def _insert(tx: Tx, display: str, normalized: str, now: str) -> dict[str, Any]:
     row = (str(uuid.uuid4()), display, normalized, "ebay", None, 0, 0, None, None, now, now,
            None, tx.next_rev())
     try:
-        tx.execute(f"INSERT INTO sellers ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", row)
+        tx.execute(INSERT_SELLER, row)
     except (sqlite3.IntegrityError, Duplicate) as exc:  # the unique index agrees with _taken
         raise Problem(409, "DUPLICATE", f"a live seller is already named {display!r}") from exc
     record(tx, "seller", row[0], "create", row[-1], {"display_name": display}, now)
