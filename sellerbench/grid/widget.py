@@ -86,11 +86,12 @@ from traitlets import observe
 from ..errors import ConfigError, MutationError, SellerbenchError
 from .actionbox import ActionBox
 from .actions import COPY_LIMIT, GridActions, _ago, _detail_html, _serialized
-from .layout import GridLayout
+from .layout import ARROWS, GridLayout, sort_header_text
 from .painter import GridPainter
 from .profiles import ProfileStrip
 from .state import check_state
 from .theme import Palette
+from .tints import RowTints
 from .viewport import COLUMNS, FLAGGED_CHOICES, Column, Viewport, merge_ranges, runs_of
 from .watch import CacheWatcher
 
@@ -111,7 +112,7 @@ _WRAP = {"flex_flow": "row wrap", "align_items": "center"}
 def column_widths(columns: Sequence[Column], sample: pd.DataFrame | None = None
                   ) -> dict[str, int]:
     """Each column as wide as its content or its header, whichever is wider: the header
-    text (~7 px a character at the grid's 12 px font) plus its sort and menu icons; the
+    text (~7 px a character at the grid's 12 px font) plus a sort arrow and the menu icon; the
     content from ``sample`` (the first rows) when given, else a typical width; at most
     240 px (a longer name is cut with an ellipsis, and shown whole on hover)."""
     widths = {}
@@ -120,7 +121,8 @@ def column_widths(columns: Sequence[Column], sample: pd.DataFrame | None = None
         if sample is not None and c.label in sample and len(sample):
             longest = int(sample[c.label].astype(str).str.len().quantile(0.95))
             content = 7 * longest + 16
-        widths[c.label] = min(max(content, 7 * len(c.label) + 44), 240)
+        # +58: the filter icon and a sort arrow with its number (" ▼2")
+        widths[c.label] = min(max(content, 7 * len(c.label) + 58), 240)
     return widths
 
 
@@ -158,6 +160,7 @@ class SellersDataGrid(StreamingDataGrid):
         self.on_transforms: Callable[[list[dict[str, Any]]], None] = viewport.set_transforms
         self.on_error: Callable[[str, BaseException], None] = _raise
         self.after_reply: Callable[[], None] = lambda: None  # rows sent (profiles may start)
+        self.before_reply: Callable[[int, int], None] = lambda first, last: None
         self.replies = 0  # data-replies sent (tests and benchmarks read it)
         self._last_range: tuple[int, int] | None = None
         kwargs.setdefault("selection_mode", "row")
@@ -219,6 +222,7 @@ class SellersDataGrid(StreamingDataGrid):
         if last < first:
             return None
         page = self.viewport.page(first, last)
+        self.before_reply(first, last)  # the row colour for these rows goes first
         serialized, buffers = self._serialize_helper(page)
         reply = {"event_type": "data-reply", "value": serialized, "r1": first, "r2": last,
                  "c1": 0, "c2": len(self.viewport.columns) - 1}
@@ -324,7 +328,9 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         self._detail_id: str | None = None
         self._error_what: str | None = None  # what the error shown is about
         self.palette = LIGHT
-        self._row_colour_after: str | None = None  # a row colour for the next schema
+        self._colour_shown = [c.label for c in chosen]  # what the row colour may read
+        self._colour_after: list[str] | None = None  # ... once the new schema is asked for
+        self.tints = RowTints(self.viewport, wb.store)
         self._build_controls()
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
@@ -457,7 +463,9 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
                 background_color=VegaExpr(palette.row_colour([c.label for c in columns])),
                 text_color=palette.text),
             header_renderer=TextRenderer(background_color=palette.header_background,
-                                         text_color=palette.header_text),
+                                         text_color=palette.header_text,
+                                         text_value=VegaExpr(sort_header_text(
+                                             self.viewport.sort_keys))),
             grid_style=palette.grid_style(),
             column_widths=self._widths(columns),
             base_row_header_size=72,
@@ -465,6 +473,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         )
         grid.prepare = self._prepare
         grid.after_reply = self._after_reply
+        grid.before_reply = self._before_reply
         grid.on_transforms = self._header_transforms
         grid.on_error = self._show_error
         grid.observe(self._on_selections, "selections")
@@ -628,20 +637,13 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         with self._lock:
             self._pin()
             known = dict(self.datagrid.column_widths)  # a width the analyst set stays
-            before = set(self.columns)
+            before = self.columns
             self.viewport.set_columns(chosen)
             widths = self._widths(chosen)
             self.datagrid.column_widths = {k: known.get(k, v) for k, v in widths.items()}
-            # The row colour reads only columns the browser holds (theme.py: row_colour):
-            # a colour that reads fewer columns goes before the new schema, one that reads
-            # a column shown again goes once the browser asks for rows of the new schema.
-            self._row_colour_after = None
-            if {"Flagged", "Pending"} & set(self.columns) <= before:
-                self._apply_palette()
-            else:
-                self._row_colour_after = self.palette.row_colour(self.columns)
+            self._colours_for(before)  # before the new schema (layout.py)
             self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
-            self.datagrid._transforms = self._transforms()  # header filters of shown columns
+            self._show_sort()  # header filters of shown columns, arrows on sort keys
             self._prepare()
             self.datagrid.tick()
             self.profiles.widths = dict(self.datagrid.column_widths)
@@ -731,9 +733,8 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
                  f"{c['flagged']:,} flagged", f"{c['pending']:,} pending",
                  "synced " + _ago(c["last_synced"]) if c["last_synced"] else "never synced"]
         keys = self.viewport.sort_keys
-        if len(keys) > 1:  # the header's arrow shows the first key only
-            parts.append("sorted by " + ", then ".join(
-                f"{k} {'↓' if d else '↑'}" for k, d in keys))
+        if len(keys) > 1:  # as the header's numbered arrows say
+            parts.append("sorted by " + ", then ".join(f"{k} {ARROWS[d]}" for k, d in keys))
         selected = sum(b - a + 1 for a, b in self._ranges)
         if selected:
             parts.append(f"{selected:,} selected")
