@@ -85,7 +85,8 @@ from traitlets import observe
 
 from ..errors import ConfigError, MutationError, SellerbenchError
 from .actionbox import ActionBox
-from .actions import COPY_LIMIT, GridActions, _ago, _detail_html, _serialized
+from .actions import COPY_LIMIT, GridActions, _ago, _serialized
+from .authors import AuthorLookup
 from .layout import ARROWS, GridLayout, sort_header_text
 from .painter import GridPainter
 from .profiles import ProfileStrip
@@ -331,6 +332,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         self._colour_shown = [c.label for c in chosen]  # what the row colour may read
         self._colour_after: list[str] | None = None  # ... once the new schema is asked for
         self.tints = RowTints(self.viewport, wb.store)
+        self.authors = AuthorLookup(wb.client, self._author_known)  # the detail's author
         self._build_controls()
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
@@ -690,6 +692,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         """A sync, push or mutation happened (here or in another cell): show it."""
         with self._lock:
             self._events += 1
+            self.authors.forget()
             # A ChangeEvent names the sellers it touched (None: any row may have changed).
             self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
         if not getattr(self, "_closed", True):
@@ -742,20 +745,6 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         spinner = " <b>⟳ syncing…</b>" if syncing else ""
         self.status_line.value = f"<span class='sellerbench-status-text'>{text}</span>{spinner}"
 
-    def _show_detail(self, row: int | None = None) -> None:
-        if row is None or row >= self.viewport.row_count:
-            self._detail_id = None
-            self.detail.value = "<i>Select a seller to see every field and its runs.</i>"
-            return
-        ids = self.viewport.ids([(row, row)])
-        if ids and ids[0] != self._detail_id:
-            self._show_detail_id(ids[0])
-
-    def _show_detail_id(self, seller_id: str) -> None:
-        self._detail_id = seller_id
-        info = self.viewport.detail(seller_id)
-        self.detail.value = _detail_html(info) if info else "<i>This seller is gone.</i>"
-
     def _rows_read(self) -> None:
         """The snapshot was read in the background (on that read's thread, so never under
         the grid's lock): the browser asks for its rows again, which takes it in, and the
@@ -773,6 +762,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         if not getattr(self, "_closed", True):  # True: __init__ failed before its widgets
             self._closed = True
             self.watcher.stop()
+            self.authors.close()
             self.wb.unsubscribe(self._on_event)
             self.profiles.enabled = False
             self.viewport.invalidate()  # a read under way is interrupted
