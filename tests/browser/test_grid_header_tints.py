@@ -7,9 +7,10 @@ the light theme and then (switched while the grid is open) the dark one:
   init script) and ipydatagrid's single sort icon is gone;
 - with the Flagged and Pending columns hidden (the column chooser), a flagged row and a
   pending row are still painted in their tints (canvas pixels), in both themes;
+- a click on a row: the detail panel names who last changed the seller on the server;
 - no page error and no console TypeError on the way.
 
-Screenshots: test-artifacts/grid-arrows-*.png, grid-tints-*.png.
+Screenshots: test-artifacts/grid-arrows-*.png, grid-tints-*.png, grid-author-light.png.
 """
 
 from __future__ import annotations
@@ -101,7 +102,16 @@ def test_header_arrows_and_tints_of_hidden_columns(lab_page: LabPage, artifacts:
     assert lab.kernel_json("grid.datagrid._transforms") == []  # no second, stock icon
     page.screenshot(path=str(artifacts / "grid-arrows-light.png"), full_page=True)
 
-    # 2. Hide Flagged and Pending with the column chooser: the tints stay.
+    # 2. A click on a row: the detail panel names who last changed it on the server
+    # (asked off the widget thread), in one line.
+    grid.click(3)
+    detail = page.locator(".sellerbench-detail")
+    wait_for(lambda: "Last changed by" in detail.inner_text()
+             and "asking" not in detail.inner_text(), 30, "the last author in the panel")
+    assert "Traceback" not in detail.inner_text()
+    detail.screenshot(path=str(artifacts / "grid-author-light.png"))
+
+    # 3. Hide Flagged and Pending with the column chooser: the tints stay.
     lab.run("grid.sort_by('Name')")
     rows = lab.kernel_json(
         "(lambda f: {'flagged': int(f.query(\"Flagged == 'yes' and Pending == ''\").index[0]),"
@@ -123,7 +133,7 @@ def test_header_arrows_and_tints_of_hidden_columns(lab_page: LabPage, artifacts:
     check_tints(lab, grid, rows, "light", artifacts)
     assert type_errors(page) == []
 
-    # 3. Dark, switched while the grid is open: the tints are the dark theme's.
+    # 4. Dark, switched while the grid is open: the tints are the dark theme's.
     lab.command_args("apputils:change-theme", {"theme": "JupyterLab Dark"})
     lab.wait_kernel("grid.palette.light", False, timeout=30)
     check_tints(lab, grid, rows, "dark", artifacts)
