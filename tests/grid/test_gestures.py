@@ -340,6 +340,10 @@ def test_the_static_picture_shows_rows_and_filter(grid: SellersGrid) -> None:
     picture = bundle["text/html"]
     assert "(times_seen &gt;= 5)" in picture and "Seller 000005" in picture
     assert "Seller 000001" not in picture and "Times seen" in picture
+    # Text left, numbers right, as in the grid (a notebook right-aligns table cells).
+    assert "<td style='text-align:left;padding:2px 8px;white-space:nowrap'>Seller 000005" \
+        in picture
+    assert "<td style='text-align:right;padding:2px 8px;white-space:nowrap'>5</td>" in picture
 
 
 def test_nbconvert_html_of_a_saved_notebook_shows_the_picture(grid: SellersGrid) -> None:
