@@ -647,6 +647,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
             self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
             self._show_sort()  # header filters of shown columns, arrows on sort keys
             self._prepare()
+            self._update_status()  # the widths' sample may have read the rows already
             self.datagrid.tick()
             self.profiles.widths = dict(self.datagrid.column_widths)
             self.profiles.picked = list(self.viewport.picks)

@@ -109,3 +109,21 @@ def test_hidden_pending_rows_keep_their_tint(grid: SellersGrid, offline_wb: Work
     request(grid, 0, 19)
     expr = grid.datagrid.default_renderer.background_color.value
     assert "cell.metadata.data['Pending']" in expr and "indexof" not in expr
+
+
+def test_hiding_a_sorted_column_drops_its_key_and_arrow(grid: SellersGrid) -> None:
+    grid.header_clicked("Times seen")
+    grid.header_clicked("Platform", add=True)
+    grid.header_clicked("Name", add=True)
+    assert "sorted by Times seen ▲, then Platform ▲, then Name ▲" in grid.status
+    grid.columns = ["Name", "Platform", "Flagged"]  # Times seen hidden
+    assert grid.viewport.sort_keys == [("Platform", False), ("Name", False)]
+    assert grid.datagrid.header_renderer.text_value.value == sort_header_text(
+        [("Platform", False), ("Name", False)])
+    assert "sorted by Platform ▲, then Name ▲" in grid.status_line.value
+    frame = grid.viewport.page(0, 99)
+    pairs = list(zip(frame["Platform"], frame["Name"], strict=True))
+    assert pairs == sorted(pairs)
+    grid.columns = ["Flagged"]  # no key left: the first column
+    assert grid.viewport.sort_keys == [("Flagged", False)]
+    assert "sorted by" not in grid.status_line.value
