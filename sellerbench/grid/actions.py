@@ -30,6 +30,7 @@ from .viewport import Viewport, runs_of
 
 if TYPE_CHECKING:
     from ..workbench import Workbench
+    from .authors import AuthorLookup
 
 __all__ = ["COPY_LIMIT", "GridActions", "selection_tsv"]
 
@@ -91,6 +92,33 @@ class GridActions:
 
         _ranges: list[tuple[int, int]]
         _error_what: str | None
+        detail: Any
+        authors: AuthorLookup
+        _detail_id: str | None
+
+    # -- the detail panel ----------------------------------------------------------------
+
+    def _show_detail(self, row: int | None = None) -> None:
+        if row is None or row >= self.viewport.row_count:
+            self._detail_id = None
+            self.detail.value = "<i>Select a seller to see every field and its runs.</i>"
+            return
+        ids = self.viewport.ids([(row, row)])
+        if ids and ids[0] != self._detail_id:
+            self._show_detail_id(ids[0])
+
+    def _show_detail_id(self, seller_id: str) -> None:
+        self._detail_id = seller_id
+        info = self.viewport.detail(seller_id)
+        self.detail.value = (_detail_html(info, self.authors.line(seller_id)) if info
+                             else "<i>This seller is gone.</i>")
+
+    def _author_known(self, seller_id: str) -> None:
+        """The server told who last changed ``seller_id`` (on the lookup's thread): the
+        panel shows it if it still shows that seller."""
+        with self._lock:
+            if not getattr(self, "_closed", True) and self._detail_id == seller_id:
+                self._show_detail_id(seller_id)
 
     # -- actions --------------------------------------------------------------------
 
@@ -373,7 +401,7 @@ def _summary(report: Any) -> str:
     return str(report)
 
 
-def _detail_html(info: dict[str, Any]) -> str:
+def _detail_html(info: dict[str, Any], author: str = "") -> str:
     """Every field in two columns of name/value pairs, each value on one line (an id is
     never wrapped), then the runs and pending changes: the panel has a fixed height."""
     seller = info["seller"]
@@ -399,6 +427,8 @@ def _detail_html(info: dict[str, Any]) -> str:
     if info["pending"]:
         changes = "; ".join(f"{_cell(m.get('kind'))} {_change(m)}" for m in info["pending"])
         out.append(f"<div style='font-size:12px'><b>Pending changes:</b> {changes}</div>")
+    if author:  # who last changed it on the server (authors.py)
+        out.append(f"<div class='sellerbench-author' style='font-size:12px'>{author}</div>")
     return "".join(out)
 
 

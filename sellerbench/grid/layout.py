@@ -17,12 +17,13 @@ from ..cache.filters import SellerFilter
 from ..errors import ConfigError, SellerbenchError
 from .state import STATIC_ROWS, check_state, static_html
 from .theme import Palette
+from .tints import RowTints
 from .viewport import Viewport
 
 if TYPE_CHECKING:
     from ..workbench import Workbench
 
-__all__ = ["GridLayout"]
+__all__ = ["ARROWS", "GridLayout", "sort_header_text"]
 
 
 class GridLayout:
@@ -34,8 +35,10 @@ class GridLayout:
         datagrid: Any
         profiles: Any
         palette: Palette
+        tints: RowTints
         _lock: threading.RLock
-        _row_colour_after: str | None
+        _colour_shown: list[str]  # the columns the row colour may read
+        _colour_after: list[str] | None  # ... once the browser asks for the new schema
 
         @property
         def columns(self) -> list[str]: ...
@@ -68,22 +71,21 @@ class GridLayout:
 
     def _header_transforms(self, transforms: list[dict[str, Any]]) -> None:
         """Transforms from the header's menu: a sort chosen there replaces the sort keys
-        (as a plain header click does), filters are ANDed; the header is then told the
-        keys, so its arrow is on the sorted column and on no other."""
+        (as a plain header click does), filters are ANDed. The header is then told the
+        filters alone: the sort keys are drawn as arrows in the header text
+        (``_show_sort``), not by ipydatagrid's one sort icon."""
         keys = self.viewport.sort_keys
         sorts = [(t["column"], bool(t.get("desc", False))) for t in transforms
                  if t.get("type") == "sort" and t.get("column") in self.viewport._by_label]
-        if sorts and set(sorts) <= set(keys[:1]):
-            sorts = keys  # ours, echoed (the header holds the first key only)
-        elif sorts:
+        if sorts:
             new = [k for k in sorts if k not in keys]
             sorts = new[-1:] or sorts[-1:]
+        else:
+            sorts = keys  # the header holds no sort: a filter change keeps the order
         filters = [t for t in transforms if t.get("type") != "sort"]
         adopted = [*({"type": "sort", "column": k, "desc": d} for k, d in sorts), *filters]
         self._reorder(lambda: self.viewport.set_transforms(adopted))
-        wanted = self._transforms()
-        if list(transforms) != wanted:
-            self.datagrid._transforms = wanted
+        self._show_sort()
 
     def set_widths(self, widths: Mapping[str, Any]) -> None:
         """Column widths in pixels (as a drag on a header border sets them); unknown
@@ -114,20 +116,48 @@ class GridLayout:
             self.palette = palette
             self._apply_palette()
 
+    def _before_reply(self, first: int, last: int) -> None:
+        """Rows ``first..last`` are about to go to the browser: with the Flagged or Pending
+        column hidden, the row colour names their flagged and pending rows first
+        (``tints.py``), so they are drawn in their colour."""
+        self._set_row_colour(self.tints.rows(self._colour_shown, first, last))
+
     def _after_reply(self) -> None:
-        """Rows went to the browser (of its present schema): a row colour waiting for
-        that schema goes now; the profiles may start."""
-        if self._row_colour_after is not None:
-            self.datagrid.default_renderer.background_color.value = self._row_colour_after
-            self._row_colour_after = None
+        """Rows went to the browser (of its present schema): a row colour reading a
+        column shown again goes now; the profiles may start."""
+        if self._colour_after is not None:
+            self._colour_shown, self._colour_after = self._colour_after, None
+            self._set_row_colour(self.tints.rows(self._colour_shown, 0, -1))
         self.profiles.kick()
+
+    def _set_row_colour(self, rows: tuple[list[int], list[int]] | None = None) -> None:
+        """The row colour for the columns the browser holds (``_colour_shown``) and the
+        flagged/pending rows of hidden ones; sent only when it changes."""
+        flagged, pending = rows if rows is not None else self.tints.rows(
+            self._colour_shown, 0, -1)
+        expr = self.palette.row_colour(self._colour_shown, flagged, pending)
+        colour = self.datagrid.default_renderer.background_color
+        if colour.value != expr:
+            colour.value = expr  # the same VegaExpr, a new value: one state message
+
+    def _colours_for(self, before: Sequence[str]) -> None:
+        """The columns shown changed (from ``before``): the row colour reads only columns
+        the browser holds. One that reads fewer goes before the new schema; one that reads
+        a column shown again, once the browser asks for rows of the new schema."""
+        now = self.columns
+        self._colour_after = None
+        self.tints.clear()
+        if {"Flagged", "Pending"} & set(now) <= set(before):
+            self._colour_shown = now
+        else:
+            self._colour_shown = [c for c in now if c in before]
+            self._colour_after = now
+        self._set_row_colour()
 
     def _apply_palette(self) -> None:
         palette, grid = self.palette, self.datagrid
         renderer = grid.default_renderer
-        # The same VegaExpr, a new value: one state message, applied in order.
-        renderer.background_color.value = palette.row_colour(self.columns)
-        self._row_colour_after = None
+        self._set_row_colour()
         renderer.text_color = palette.text
         if grid.header_renderer is not None:
             grid.header_renderer.background_color = palette.header_background
@@ -177,7 +207,7 @@ class GridLayout:
                 for t in sorts + filters:
                     self.viewport.column(t.get("column", ""))
                 self._reorder(lambda: self.viewport.set_transforms([*sorts, *filters]))
-                self.datagrid._transforms = self._transforms()
+                self._show_sort()
             if "selection" in state:
                 self.select_ids(state["selection"])
 
@@ -216,7 +246,7 @@ class GridLayout:
 
     def sort_by(self, label: str, descending: bool = False, *, add: bool = False) -> None:
         """Sort by a column; ``add``: as a further key after the present ones (Shift+click
-        on a header). The header shows the arrow on every sorted column."""
+        on a header). The header shows an arrow on every sorted column."""
         self.viewport.column(label)
         keys = [k for k in self.viewport.sort_keys if k[0] != label] if add else []
         self._sort_keys([*keys, (label, descending)])
@@ -242,12 +272,40 @@ class GridLayout:
         with self._lock:
             self._reorder(lambda: self.viewport.set_sort(keys[0][0], keys[0][1],
                                                          then=keys[1:]))
-            self.datagrid._transforms = self._transforms()
+            self._show_sort()
+
+    def _show_sort(self) -> None:
+        """The header after a change of the sort keys or filters: its transforms are the
+        header filters alone (ipydatagrid 1.4's header draws one sort icon, from a sort
+        transform: none is sent), and every sort key is an arrow in its column's header
+        text, numbered when there are several (``Times seen ▼1``, ``Name ▲2``)."""
+        wanted = self._transforms()
+        if list(self.datagrid._transforms) != wanted:
+            self.datagrid._transforms = wanted
+        text = self.datagrid.header_renderer.text_value
+        expr = sort_header_text(self.viewport.sort_keys)
+        if text.value != expr:
+            text.value = expr
 
     def _transforms(self) -> list[dict[str, Any]]:
-        """The header's transforms for the viewport's state: the first sort key (the arrow;
-        ipydatagrid's header holds one sort, further keys are the kernel's alone and
-        the status line names them), then the header filters."""
-        label, descending = self.viewport.sort
-        return [{"type": "sort", "column": label, "desc": descending},
-                *self.viewport.header_filters]
+        """The header's transforms for the viewport's state: its filters (the sort keys
+        are drawn in the header text, see ``_show_sort``)."""
+        return [dict(t) for t in self.viewport.header_filters]
+
+
+ARROWS = {False: "▲", True: "▼"}  # ascending, descending
+
+
+def sort_header_text(keys: Sequence[tuple[str, bool]]) -> str:
+    """The Vega expression for a column header's text: its label, then an arrow when the
+    column is a sort key (with the key's number when there are several)."""
+    expr = "default_value"
+    numbered = len(keys) > 1
+    for n, (label, descending) in reversed(list(enumerate(keys, 1))):
+        mark = ARROWS[bool(descending)] + (str(n) if numbered else "")
+        expr = f"(cell.value == {_vega_string(label)} ? default_value + ' {mark}' : {expr})"
+    return expr
+
+
+def _vega_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -80,12 +80,17 @@ def check_state(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def static_html(rows: pd.DataFrame, *, where_sql: str, status: str, sort: str) -> str:
-    """The grid as plain HTML: filter, order and status as text, then the first rows."""
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(str(c))}</th>"
-                   for c in rows.columns)
+    """The grid as plain HTML: filter, order and status as text, then the first rows.
+    Numbers are right-aligned, text left-aligned, as in the grid (a notebook's HTML
+    tables right-align every cell unless told)."""
+    align = ["right" if pd.api.types.is_numeric_dtype(rows[c]) else "left"
+             for c in rows.columns]
+    head = "".join(f"<th style='text-align:{a};padding:2px 8px'>{html.escape(str(c))}</th>"
+                   for c, a in zip(rows.columns, align, strict=True))
     body = "".join(
-        "<tr>" + "".join(f"<td style='padding:2px 8px;white-space:nowrap'>"
-                         f"{html.escape('' if v is None else str(v))}</td>" for v in row)
+        "<tr>" + "".join(f"<td style='text-align:{a};padding:2px 8px;white-space:nowrap'>"
+                         f"{html.escape('' if v is None else str(v))}</td>"
+                         for v, a in zip(row, align, strict=True))
         + "</tr>"
         for row in rows.itertuples(index=False))
     more = f" (first {len(rows)} rows)" if len(rows) == STATIC_ROWS else ""

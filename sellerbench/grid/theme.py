@@ -16,6 +16,7 @@ white is used instead (``readable``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -70,6 +71,11 @@ def contrast(a: RGB, b: RGB) -> float:
     """WCAG contrast ratio of two opaque colours (1 to 21)."""
     la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
     return (la + 0.05) / (lb + 0.05)
+
+
+def _rows_test(rows: Sequence[int]) -> str:
+    """A Vega test true for the cells of these rows (view positions)."""
+    return f"indexof([{','.join(str(int(r)) for r in rows)}], cell.row) >= 0"
 
 
 def _hex(colour: RGB) -> str:
@@ -133,17 +139,24 @@ class Palette:
                    selection_border=f"rgba({r}, {g}, {b}, 0.9)",
                    flagged=_hex(flagged), pending=_hex(pending))
 
-    def row_colour(self, shown: list[str] | tuple[str, ...]) -> str:
-        """The Vega expression for a row's background: flagged, pending or plain, from
-        the row's Flagged and Pending cells, *only when those columns are shown*: the
-        browser's ``cell.metadata.data`` throws for a column it does not hold (hiding
-        Pending blanked every unflagged row with "Cannot read properties of undefined")."""
+    def row_colour(self, shown: Sequence[str], flagged_rows: Sequence[int] = (),
+                   pending_rows: Sequence[int] = ()) -> str:
+        """The Vega expression for a row's background: flagged, pending or plain.
+
+        From the row's Flagged and Pending cells *only when those columns are shown*:
+        the browser's ``cell.metadata.data`` throws for a column it does not hold (hiding
+        Pending blanked every unflagged row with "Cannot read properties of undefined").
+        For a hidden one, from the row numbers the kernel names (``tints.py``)."""
         expr = f"'{self.background}'"
         if "Pending" in shown:
             expr = (f"(cell.metadata.data['Pending'] != '' && "
                     f"cell.metadata.data['Pending'] != '...' ? '{self.pending}' : {expr})")
+        elif pending_rows:
+            expr = f"({_rows_test(pending_rows)} ? '{self.pending}' : {expr})"
         if "Flagged" in shown:
             expr = f"(cell.metadata.data['Flagged'] == 'yes' ? '{self.flagged}' : {expr})"
+        elif flagged_rows:
+            expr = f"({_rows_test(flagged_rows)} ? '{self.flagged}' : {expr})"
         return expr
 
     def grid_style(self) -> dict[str, Any]:

@@ -261,13 +261,13 @@ class Viewport:
             raise ConfigError(f"the grid has no column {label!r}; columns: {known}") from None
 
     def set_columns(self, columns: Sequence[Column]) -> None:
-        """Show these columns: the snapshot is read again; the sort falls back to the first
-        column and header filters and profile clicks on a hidden column are dropped."""
+        """Show these columns: the snapshot is read again; sort keys, header filters and
+        profile clicks on a hidden column are dropped (no key left: the first column)."""
         self.columns = tuple(columns)
         self._by_label = {c.label: c for c in self.columns}
-        if self.sort[0] not in self._by_label:
-            self.sort = (self.columns[0].label, False)
-        self.sort_then = tuple(k for k in self.sort_then if k[0] in self._by_label)
+        keys = [k for k in (self.sort, *self.sort_then) if k[0] in self._by_label]
+        first, *then = keys or [(self.columns[0].label, False)]
+        self.sort, self.sort_then = first, tuple(then)
         self.header_filters = [t for t in self.header_filters if t["column"] in self._by_label]
         self.picks = {k: v for k, v in self.picks.items() if k in self._by_label}
         self.invalidate()

@@ -85,12 +85,14 @@ from traitlets import observe
 
 from ..errors import ConfigError, MutationError, SellerbenchError
 from .actionbox import ActionBox
-from .actions import COPY_LIMIT, GridActions, _ago, _detail_html, _serialized
-from .layout import GridLayout
+from .actions import COPY_LIMIT, GridActions, _ago, _serialized
+from .authors import AuthorLookup
+from .layout import ARROWS, GridLayout, sort_header_text
 from .painter import GridPainter
 from .profiles import ProfileStrip
 from .state import check_state
 from .theme import Palette
+from .tints import RowTints
 from .viewport import COLUMNS, FLAGGED_CHOICES, Column, Viewport, merge_ranges, runs_of
 from .watch import CacheWatcher
 
@@ -111,7 +113,7 @@ _WRAP = {"flex_flow": "row wrap", "align_items": "center"}
 def column_widths(columns: Sequence[Column], sample: pd.DataFrame | None = None
                   ) -> dict[str, int]:
     """Each column as wide as its content or its header, whichever is wider: the header
-    text (~7 px a character at the grid's 12 px font) plus its sort and menu icons; the
+    text (~7 px a character at the grid's 12 px font) plus a sort arrow and the menu icon; the
     content from ``sample`` (the first rows) when given, else a typical width; at most
     240 px (a longer name is cut with an ellipsis, and shown whole on hover)."""
     widths = {}
@@ -120,7 +122,8 @@ def column_widths(columns: Sequence[Column], sample: pd.DataFrame | None = None
         if sample is not None and c.label in sample and len(sample):
             longest = int(sample[c.label].astype(str).str.len().quantile(0.95))
             content = 7 * longest + 16
-        widths[c.label] = min(max(content, 7 * len(c.label) + 44), 240)
+        # +58: the filter icon and a sort arrow with its number (" ▼2")
+        widths[c.label] = min(max(content, 7 * len(c.label) + 58), 240)
     return widths
 
 
@@ -158,6 +161,7 @@ class SellersDataGrid(StreamingDataGrid):
         self.on_transforms: Callable[[list[dict[str, Any]]], None] = viewport.set_transforms
         self.on_error: Callable[[str, BaseException], None] = _raise
         self.after_reply: Callable[[], None] = lambda: None  # rows sent (profiles may start)
+        self.before_reply: Callable[[int, int], None] = lambda first, last: None
         self.replies = 0  # data-replies sent (tests and benchmarks read it)
         self._last_range: tuple[int, int] | None = None
         kwargs.setdefault("selection_mode", "row")
@@ -219,6 +223,7 @@ class SellersDataGrid(StreamingDataGrid):
         if last < first:
             return None
         page = self.viewport.page(first, last)
+        self.before_reply(first, last)  # the row colour for these rows goes first
         serialized, buffers = self._serialize_helper(page)
         reply = {"event_type": "data-reply", "value": serialized, "r1": first, "r2": last,
                  "c1": 0, "c2": len(self.viewport.columns) - 1}
@@ -324,7 +329,10 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         self._detail_id: str | None = None
         self._error_what: str | None = None  # what the error shown is about
         self.palette = LIGHT
-        self._row_colour_after: str | None = None  # a row colour for the next schema
+        self._colour_shown = [c.label for c in chosen]  # what the row colour may read
+        self._colour_after: list[str] | None = None  # ... once the new schema is asked for
+        self.tints = RowTints(self.viewport, wb.store)
+        self.authors = AuthorLookup(wb.client, self._author_known)  # the detail's author
         self._build_controls()
         self.datagrid = self._build_datagrid(chosen, height, debounce_ms)
         # Right after the grid, so the grid's view exists when the painter's renders.
@@ -457,7 +465,9 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
                 background_color=VegaExpr(palette.row_colour([c.label for c in columns])),
                 text_color=palette.text),
             header_renderer=TextRenderer(background_color=palette.header_background,
-                                         text_color=palette.header_text),
+                                         text_color=palette.header_text,
+                                         text_value=VegaExpr(sort_header_text(
+                                             self.viewport.sort_keys))),
             grid_style=palette.grid_style(),
             column_widths=self._widths(columns),
             base_row_header_size=72,
@@ -465,6 +475,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         )
         grid.prepare = self._prepare
         grid.after_reply = self._after_reply
+        grid.before_reply = self._before_reply
         grid.on_transforms = self._header_transforms
         grid.on_error = self._show_error
         grid.observe(self._on_selections, "selections")
@@ -628,21 +639,15 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         with self._lock:
             self._pin()
             known = dict(self.datagrid.column_widths)  # a width the analyst set stays
-            before = set(self.columns)
+            before = self.columns
             self.viewport.set_columns(chosen)
             widths = self._widths(chosen)
             self.datagrid.column_widths = {k: known.get(k, v) for k, v in widths.items()}
-            # The row colour reads only columns the browser holds (theme.py: row_colour):
-            # a colour that reads fewer columns goes before the new schema, one that reads
-            # a column shown again goes once the browser asks for rows of the new schema.
-            self._row_colour_after = None
-            if {"Flagged", "Pending"} & set(self.columns) <= before:
-                self._apply_palette()
-            else:
-                self._row_colour_after = self.palette.row_colour(self.columns)
+            self._colours_for(before)  # before the new schema (layout.py)
             self.datagrid.data = self.viewport.empty_frame()  # the browser's new schema
-            self.datagrid._transforms = self._transforms()  # header filters of shown columns
+            self._show_sort()  # header filters of shown columns, arrows on sort keys
             self._prepare()
+            self._update_status()  # the widths' sample may have read the rows already
             self.datagrid.tick()
             self.profiles.widths = dict(self.datagrid.column_widths)
             self.profiles.picked = list(self.viewport.picks)
@@ -688,6 +693,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         """A sync, push or mutation happened (here or in another cell): show it."""
         with self._lock:
             self._events += 1
+            self.authors.forget()
             # A ChangeEvent names the sellers it touched (None: any row may have changed).
             self._guard("refresh", lambda: self.refresh(getattr(event, "sellers", None)))
         if not getattr(self, "_closed", True):
@@ -731,29 +737,14 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
                  f"{c['flagged']:,} flagged", f"{c['pending']:,} pending",
                  "synced " + _ago(c["last_synced"]) if c["last_synced"] else "never synced"]
         keys = self.viewport.sort_keys
-        if len(keys) > 1:  # the header's arrow shows the first key only
-            parts.append("sorted by " + ", then ".join(
-                f"{k} {'↓' if d else '↑'}" for k, d in keys))
+        if len(keys) > 1:  # as the header's numbered arrows say
+            parts.append("sorted by " + ", then ".join(f"{k} {ARROWS[d]}" for k, d in keys))
         selected = sum(b - a + 1 for a, b in self._ranges)
         if selected:
             parts.append(f"{selected:,} selected")
         text = " · ".join(parts)
         spinner = " <b>⟳ syncing…</b>" if syncing else ""
         self.status_line.value = f"<span class='sellerbench-status-text'>{text}</span>{spinner}"
-
-    def _show_detail(self, row: int | None = None) -> None:
-        if row is None or row >= self.viewport.row_count:
-            self._detail_id = None
-            self.detail.value = "<i>Select a seller to see every field and its runs.</i>"
-            return
-        ids = self.viewport.ids([(row, row)])
-        if ids and ids[0] != self._detail_id:
-            self._show_detail_id(ids[0])
-
-    def _show_detail_id(self, seller_id: str) -> None:
-        self._detail_id = seller_id
-        info = self.viewport.detail(seller_id)
-        self.detail.value = _detail_html(info) if info else "<i>This seller is gone.</i>"
 
     def _rows_read(self) -> None:
         """The snapshot was read in the background (on that read's thread, so never under
@@ -772,6 +763,7 @@ class SellersGrid(GridActions, GridLayout, widgets.VBox):
         if not getattr(self, "_closed", True):  # True: __init__ failed before its widgets
             self._closed = True
             self.watcher.stop()
+            self.authors.close()
             self.wb.unsubscribe(self._on_event)
             self.profiles.enabled = False
             self.viewport.invalidate()  # a read under way is interrupted

@@ -15,6 +15,7 @@ import pytest
 from sellerbench.changes import mutations
 from sellerbench.errors import ConfigError, MutationError
 from sellerbench.grid.actions import COPY_LIMIT, selection_tsv
+from sellerbench.grid.layout import sort_header_text
 from sellerbench.grid.theme import AA, Palette, contrast, parse_colour
 from sellerbench.grid.watch import CacheWatcher
 from sellerbench.grid.widget import SellersGrid
@@ -76,7 +77,7 @@ def test_hiding_a_column_keeps_widths_filters_and_profiles_in_step(grid: Sellers
     assert grid.viewport.row_count == 80  # the header filter of a shown column stays
     grid.columns = ["Name", "Times seen"]
     assert grid.viewport.row_count == 100 and grid.viewport.header_filters == []
-    assert [t["type"] for t in grid.datagrid._transforms] == ["sort"]
+    assert grid.datagrid._transforms == []  # the sort is drawn as header text
     assert set(grid.profiles.widths) == {"Name", "Times seen"}
 
 
@@ -87,8 +88,9 @@ def test_a_header_click_sorts_then_reverses_and_shift_adds_a_key(grid: SellersGr
     grid.select_rows(3)
     hands(grid, event="sort", column="Times seen", add=False)
     assert grid.viewport.sort_keys == [("Times seen", False)]
-    assert grid.datagrid._transforms[0] == {"type": "sort", "column": "Times seen",
-                                            "desc": False}
+    assert grid.datagrid._transforms == []  # no sort icon: arrows in the header text
+    assert grid.datagrid.header_renderer.text_value.value == sort_header_text(
+        [("Times seen", False)])
     hands(grid, event="sort", column="Times seen", add=False)
     assert grid.viewport.sort_keys == [("Times seen", True)]
     hands(grid, event="sort", column="Name", add=True)
@@ -97,16 +99,21 @@ def test_a_header_click_sorts_then_reverses_and_shift_adds_a_key(grid: SellersGr
     expected = sorted(zip(frame["Times seen"], frame["Name"], strict=True),
                       key=lambda r: (-r[0], r[1]))
     assert list(zip(frame["Times seen"], frame["Name"], strict=True)) == expected
-    assert "sorted by Times seen ↓, then Name ↑" in grid.status
-    # The browser echoes the header's one sort: the keys stay.
-    grid.datagrid._transforms = [{"type": "sort", "column": "Times seen", "desc": True}]
+    assert "sorted by Times seen ▼, then Name ▲" in grid.status
+    assert grid.datagrid.header_renderer.text_value.value == sort_header_text(
+        [("Times seen", True), ("Name", False)])
+    # A filter from the header's menu keeps the keys (the header holds no sort).
+    grid.datagrid._transforms = [{"type": "filter", "column": "Platform", "operator": "=",
+                                  "value": "ebay"}]
     assert grid.viewport.sort_keys == [("Times seen", True), ("Name", False)]
-    # A sort from the header's menu replaces them, and the arrow moves to it.
-    grid.datagrid._transforms = [{"type": "sort", "column": "Times seen", "desc": True},
-                                 {"type": "sort", "column": "Platform", "desc": False}]
+    grid.datagrid._transforms = []
+    # A sort from the header's menu replaces them; the header is told no sort transform
+    # (ipydatagrid's one icon), its text carries the arrow.
+    grid.datagrid._transforms = [{"type": "sort", "column": "Platform", "desc": False}]
     assert grid.viewport.sort_keys == [("Platform", False)]
-    assert [t for t in grid.datagrid._transforms if t["type"] == "sort"] == [
-        {"type": "sort", "column": "Platform", "desc": False}]
+    assert grid.datagrid._transforms == []
+    assert grid.datagrid.header_renderer.text_value.value == sort_header_text(
+        [("Platform", False)])
     assert grid.selected_ids == ["id-000003"]  # the selection follows its seller
 
 
@@ -333,6 +340,10 @@ def test_the_static_picture_shows_rows_and_filter(grid: SellersGrid) -> None:
     picture = bundle["text/html"]
     assert "(times_seen &gt;= 5)" in picture and "Seller 000005" in picture
     assert "Seller 000001" not in picture and "Times seen" in picture
+    # Text left, numbers right, as in the grid (a notebook right-aligns table cells).
+    assert "<td style='text-align:left;padding:2px 8px;white-space:nowrap'>Seller 000005" \
+        in picture
+    assert "<td style='text-align:right;padding:2px 8px;white-space:nowrap'>5</td>" in picture
 
 
 def test_nbconvert_html_of_a_saved_notebook_shows_the_picture(grid: SellersGrid) -> None:
