@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..schema import SHOWN_TRUE
+
 __all__ = ["AA", "GRID_CSS", "THEME_VARIABLES", "Palette", "contrast", "parse_colour"]
 
 AA = 4.5  # WCAG AA contrast for normal text
@@ -154,7 +156,8 @@ class Palette:
         elif pending_rows:
             expr = f"({_rows_test(pending_rows)} ? '{self.pending}' : {expr})"
         if "Flagged" in shown:
-            expr = f"(cell.metadata.data['Flagged'] == 'yes' ? '{self.flagged}' : {expr})"
+            expr = (f"(cell.metadata.data['Flagged'] == '{SHOWN_TRUE}' ? '{self.flagged}' : "
+                    f"{expr})")
         elif flagged_rows:
             expr = f"({_rows_test(flagged_rows)} ? '{self.flagged}' : {expr})"
         return expr

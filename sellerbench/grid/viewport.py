@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 from ..cache.filters import SellerFilter, literal
 from ..cache.store import Store
 from ..errors import ConfigError
-from ..schema import SHOWN_TIME, SHOWN_TRUE
+from ..schema import LOCAL_PREFIX, SHOWN_TIME, SHOWN_TRUE
 from .snapshot import (
     ID_TYPE,
     PACKED_ID,
@@ -114,14 +114,14 @@ EARLY_ROWS = 200  # rows answered early (a grid shows ~20; the column widths rea
 # and the sellers created here (the ``local:`` ids, found by zone maps alone): a
 # DISTINCT over visible_sellers would read every id for its pending-changes join
 # (+136 MB at 5M).
-_RUNS = """
+_RUNS = f"""
 WITH run_codes AS (
     SELECT id, name, CAST(row_number() OVER (ORDER BY name, id) - 1 AS INTEGER) AS code
     FROM (SELECT id, any_value(name) AS name FROM collection_runs GROUP BY id)
 ), platform_codes AS (
     SELECT platform AS name, CAST(row_number() OVER (ORDER BY platform) - 1 AS INTEGER) AS code
     FROM (SELECT platform FROM sellers
-          UNION SELECT platform FROM visible_sellers_all WHERE id LIKE 'local:%')
+          UNION SELECT platform FROM visible_sellers_all WHERE id LIKE '{LOCAL_PREFIX}%')
 )
 """
 _CODE_TABLES = ("run_codes", "platform_codes")
