@@ -17,24 +17,23 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh dev
-if ! command -v chromium >/dev/null 2>&1; then
+# Chromium for the browser tests, PostgreSQL's binaries for the tests that start a
+# throw-away cluster (tests/pgcluster.py): what is missing, in one apt-get call, without
+# the recommended extras (chromium's is its setuid sandbox, which headless runs go without).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
-    else
-        echo "chromium is missing: sudo apt-get install chromium (browser tests need it)" >&2
-        exit 1
-    fi
-fi
-# PostgreSQL binaries for the tests that start a throw-away cluster (tests/pgcluster.py)
-if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-        # the binaries only: no "main" cluster of the package's own left running
+        # PostgreSQL's binaries only: no "main" cluster of the package's own left running
         mkdir -p /etc/postgresql-common
         [ -e /etc/postgresql-common/createcluster.conf ] ||
             echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "${missing[@]}") >/dev/null
     else
-        echo "PostgreSQL is missing: sudo apt-get install postgresql (storage tests need it)" >&2
+        echo "missing: ${missing[*]} (sudo apt-get install ${missing[*]}): the browser" \
+             "tests need chromium, the storage tests postgresql" >&2
         exit 1
     fi
 fi
