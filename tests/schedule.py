@@ -37,28 +37,29 @@ TOGETHER = {
     "tests/test_demo.py": "the demo and its notebook runs",
     "tests/test_notebooks.py": "the demo and its notebook runs",
 }
-# Seconds per unit (setup, call and teardown of its tests) in one whole run on this machine
-# with the load at 9-13 (2026-12-07: `pytest -n 3 --dist loadscope tests`, 1324 s): only
-# the order counts. Units not listed (each under 45 s there) follow in collection order.
+# Seconds per unit (setup, call and teardown of its tests), the larger of two whole runs
+# on this machine with the load at 6-13 (2026-12-07: `pytest -n 3 --dist loadscope tests`
+# before this scheduler, 1324 s; `CI=true bash .ci/run` with it, pytest 1100 s): only the
+# order counts. Units not listed (under 25 s in both) follow in collection order.
 CHAOS = "tests/changes/test_chaos.py::test_chaos_exactly_once"
 KILL = "tests/changes/test_kill.py::test_kill_minus_nine_during_push"
 WHEEL = "tests/test_wheel.py::test_serve_sync_status_export_report_from_the_wheel"
 COSTS: dict[str, float] = {
-    "the demo and its notebook runs": 150,  # once now (both modules: 290 s before)
     f"{CHAOS}[full]": 227,
+    f"{WHEEL}[3.13]": 203,
     f"{WHEEL}[3.11]": 186,
-    f"{WHEEL}[3.13]": 181,
     "tests/grid/test_patch.py": 167,
     f"{CHAOS}[base-only]": 163,
     "tests/changes/test_benchmarks.py": 155,
     "tests/reliability/test_threads.py": 134,
     f"{CHAOS}[full-postgresql]": 128,
-    "tests/reliability/test_model.py": 95,
+    "the demo and its notebook runs": 110,
+    "tests/reliability/test_model.py": 97,
+    "tests/runs/test_watch.py": 87,
     "tests/reliability/test_crash.py": 83,
-    "tests/runs/test_watch.py": 74,
-    f"{KILL}[full]": 73,
-    f"{KILL}[base-only]": 70,
-    "tests/grid/test_threads.py": 68,
+    f"{KILL}[base-only]": 80,
+    f"{KILL}[full]": 79,
+    "tests/grid/test_threads.py": 73,
     "tests/cache/test_cli.py": 66,
     "tests/server/test_sellers.py": 63,
     "tests/reports/test_report_bench.py": 63,
@@ -69,11 +70,26 @@ COSTS: dict[str, float] = {
     "tests/browser/test_grid_hands.py": 58,
     "tests/test_guarantees.py": 57,
     "tests/browser/test_grid_walk.py": 53,
+    "tests/grid/test_gestures.py": 52,
+    "tests/reliability/test_security.py": 51,
     "tests/changes/test_lossy_push.py": 49,
     "tests/test_benchmarks_sync.py": 49,
+    "tests/grid/test_widget.py": 48,
     "tests/grid/test_analyst.py": 47,
     "tests/reliability/test_fuzz_pages.py": 47,
-    "tests/reliability/test_security.py": 43,
+    "tests/cache/test_frames.py": 46,
+    "tests/server/test_benchmark_team.py": 41,
+    "tests/changes/test_sets.py": 40,
+    "tests/browser/test_grid_browser.py": 40,
+    "tests/reliability/test_side_by_side.py": 39,
+    "tests/cache/test_sync.py": 35,
+    "tests/reliability/test_fuzz_api.py": 34,
+    "tests/reliability/test_cache_files.py": 33,
+    "tests/browser/test_notebook7.py": 32,
+    "tests/cache/test_faults.py": 30,
+    "tests/server/test_serve.py": 30,
+    "tests/reports/test_report_demo.py": 26,
+    "tests/server/test_serve_team.py": 26,
 }
 
 
