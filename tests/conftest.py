@@ -20,9 +20,12 @@ gives a fresh database for it (None: SQLite in the data folder).
 Running side by side (pytest-xdist, ``scripts/test.sh``): each worker gets a
 ``SELLERBENCH_HOME`` of its own (a folder under the run's, or a temporary one), so no two
 workers share the default cache or ``sb.demo()``'s folders; servers take free ports and
-folders of their own. ``--dist loadscope`` keeps each test module on one worker, so its
-module-scoped servers start once. (``--dist loadgroup`` would not do: with pytest 9,
-xdist 3.8 never sees the groups, and spreads a module's tests over every worker.)
+folders of their own. ``--dist loadscope`` is tests/schedule.py's ``CostFirstScheduling``
+(the hook below): each test module on one worker, so its module-scoped servers start
+once, but for the few long modules split per test or joined there, the longest first.
+
+The demo and the notebooks run in it (``demo``, ``notebook_runs``) are session fixtures
+from tests/demo_fixtures.py, read by tests/test_demo.py and tests/test_notebooks.py.
 
 Markers: every test under ``tests/reliability/`` is ``slow`` (the quick subset,
 ``-m "not slow and not browser"``, skips them as the README says).
@@ -41,6 +44,7 @@ import pytest
 
 from sellerbench.server.embedded import EmbeddedServer, start
 from sellerbench.workbench import Workbench, connect
+from tests.demo_fixtures import demo, notebook_runs  # noqa: F401 (fixtures, for two modules)
 from tests.pgcluster import Cluster, find_bin, start_cluster
 from tests.seeded import copy_seeded
 
@@ -63,6 +67,16 @@ def pytest_configure(config: pytest.Config) -> None:
     elif not home:
         _MADE_HOME.append(tempfile.mkdtemp(prefix=f"sb-home-{worker or 'main'}-"))
         os.environ["SELLERBENCH_HOME"] = _MADE_HOME[-1]
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope``: tests/schedule.py's order (the other modes: xdist's own)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.schedule import CostFirstScheduling
+
+    return CostFirstScheduling(config, log)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

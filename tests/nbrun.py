@@ -8,6 +8,8 @@ The executed notebooks are written to OUT_DIR for a person to read. The kernel s
 the notebook's folder, as JupyterLab starts it. ``run(..., probe=CODE)`` (used by
 tests/test_notebooks.py) runs CODE in the same kernel after the last cell and returns what
 it printed as ``probed``: the checks live in the tests, not in the notebooks.
+``run(..., env=ENV)`` starts the kernel with exactly ENV (the demo's JupyterLab
+environment, in tests/demo_fixtures.py) instead of this process's.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ print({MARK!r} + _json.dumps(sorted(getattr(_Widget, "widgets", None) or
 """
 
 
-def run(path: Path, out_dir: Path, probe: str = "") -> dict[str, object]:
+def run(path: Path, out_dir: Path, probe: str = "",
+        env: dict[str, str] | None = None) -> dict[str, object]:
     notebook = nbformat.read(path, as_version=4)
     if probe:
         notebook.cells.append(nbformat.v4.new_code_cell(probe))
@@ -42,7 +45,7 @@ def run(path: Path, out_dir: Path, probe: str = "") -> dict[str, object]:
     started = time.monotonic()
     failure = None
     try:
-        client.execute()
+        client.execute(**({"env": env} if env is not None else {}))
     except CellExecutionError as exc:
         failure = str(exc).splitlines()[-1] if str(exc) else repr(exc)
     printed = "".join(o.get("text", "") for o in notebook.cells.pop().get("outputs", []))

@@ -12,68 +12,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from .demo_fixtures import FOLDER, NOTEBOOKS
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if not Path("/proc/self/environ").exists():
-        pytest.skip("reads the JupyterLab process's environment from /proc")
-    folder = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SELLERBENCH_")}
-    env.update(SELLERBENCH_DEMO_N="500", SELLERBENCH_PORT=str(_free_port()),
-               SELLERBENCH_DEMO_DIR=str(folder / "server"),
-               SELLERBENCH_HOME=str(folder / "home"))
-    lab_port = _free_port()
-    log = (folder / "demo.out").open("w")
-    script = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "demo.sh"), "--port", str(lab_port)],
-        cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 900  # the first run of bootstrap installs
-        while time.monotonic() < deadline and script.poll() is None:
-            if "Ctrl-C stops" in (folder / "demo.out").read_text():
-                break
-            time.sleep(0.5)
-        printed = (folder / "demo.out").read_text()
-        assert "Ctrl-C stops" in printed, printed[-3000:]
-        lab_pid = int((folder / "server" / "lab.pid").read_text())
-        yield {"printed": printed, "lab_env": _environ(lab_pid), "lab_port": lab_port,
-               "folder": folder, "lab_pid": lab_pid}
-    finally:
-        script.send_signal(signal.SIGTERM)  # its trap stops JupyterLab and the API
-        try:
-            script.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(script.pid, signal.SIGKILL)  # the group this test started
-            script.wait()
-        log.close()
 
 
 def test_the_demo_prints_the_lab_url_and_the_terminal_lines(demo: dict[str, Any]) -> None:
@@ -95,33 +44,24 @@ def test_the_demo_prints_the_lab_url_and_the_terminal_lines(demo: dict[str, Any]
 
 
 def test_every_notebook_runs_twice_without_error_in_the_lab_environment(
-    demo: dict[str, Any], tmp_path: Path
+    notebook_runs: dict[str, Any],
 ) -> None:
-    before = set((ROOT / "notebooks").iterdir())
-    for attempt in ("first", "second"):
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "tests" / "nbrun.py"), str(tmp_path / attempt),
-             *map(str, NOTEBOOKS)],
-            cwd=ROOT / "notebooks", env=demo["lab_env"], capture_output=True, text=True,
-            timeout=1500,
-        )
-        results = [json.loads(line) for line in done.stdout.splitlines()
-                   if line.startswith("{")]
-        assert [r["notebook"] for r in results] == [p.name for p in NOTEBOOKS], (
-            attempt, done.stderr[-3000:])
-        for result in results:
-            assert result["failure"] is None and result["errors"] == [], (attempt, result)
-            assert result["blank_widgets"] == [], result  # Run All leaves its widgets shown
+    results = notebook_runs["results"]
+    assert [(r["notebook"], r["attempt"]) for r in results] == [
+        (p.name, attempt) for attempt in (1, 2) for p in NOTEBOOKS]
+    for result in results:
+        assert result["failure"] is None and result["errors"] == [], result
+        assert result["blank_widgets"] == [], result  # Run All leaves its widgets shown
     # Only output/ (04's exports and report) landed beside the notebooks: the kernels used
     # the demo's absolute cache.
-    assert set((ROOT / "notebooks").iterdir()) - before <= {
-        ROOT / "notebooks" / ".ipynb_checkpoints", ROOT / "notebooks" / "output"}
-    assert (ROOT / "notebooks" / "output" / "report" / "report.html").is_file()
-    assert not (ROOT / "notebooks" / "data").exists()
+    assert set(FOLDER.iterdir()) - notebook_runs["files_before"] <= {
+        FOLDER / ".ipynb_checkpoints", FOLDER / "output"}
+    assert (FOLDER / "output" / "report" / "report.html").is_file()
+    assert not (FOLDER / "data").exists()
 
 
 def test_a_terminal_with_the_printed_lines_shares_the_kernels_cache(
-    demo: dict[str, Any]
+    demo: dict[str, Any], notebook_runs: dict[str, Any]
 ) -> None:
     lines = dict(re.findall(r"^\s+export (SELLERBENCH_\w+)=(\S+)$", demo["printed"], re.M))
     terminal = {k: v for k, v in os.environ.items() if not k.startswith("SELLERBENCH_")}

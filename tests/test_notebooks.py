@@ -1,112 +1,38 @@
 """The tutorial notebooks as an analyst runs them: Run All twice in a row, against a real
 reference server, in the demo's environment (API, analyst and admin tokens, one absolute
-cache shared by every kernel), each kernel started in the notebook's folder.
+cache shared by every kernel), each kernel started in the notebook's folder. The runs are
+tests/demo_fixtures.py's ``notebook_runs``: the same runs tests/test_demo.py checks.
 
 The checks that used to sit in the notebooks (``# NBVAL_CHECK_OUTPUT`` cells printing
 "True True") live here: on the outputs a person reads, on variables the notebook left in
-its kernel (``nbrun.run(probe=...)``), and on the server before and after each notebook
-(only 05 changes what the others show, and says so; 06 removes the sellers it creates,
-leaving their tombstones, and says so).
+its kernel (``nbrun.run(probe=...)``, the probes in tests/demo_fixtures.py), and on the
+server before and after each notebook (only 05 changes what the others show, and says so;
+06 removes the sellers it creates, leaving their tombstones, and says so).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 
-from sellerbench.server.embedded import EmbeddedServer, start
-from sellerbench.workbench import connect
-
-from . import nbrun
+from .demo_fixtures import NOTEBOOKS, texts
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 pytestmark = pytest.mark.slow
 CHANGES_THE_SERVER = {"05-collection-runs.ipynb"}  # it starts runs, and its intro says so
 TOMBSTONES_LEFT = {"06-mutations.ipynb": 5}  # the sellers it created and deleted
 
-# Kernel-side checks, printed as one JSON line after the notebook's last cell.
-PROBES = {
-    "01-quickstart.ipynb": """
-import json
-print(json.dumps({"mode": report.mode, "rows": len(sellers),
-                  "dtypes": {c: str(t) for c, t in sellers[columns].dtypes.items()}}))
-""",
-    "03-ad-hoc-sql.ipynb": """
-import json
-print(json.dumps({"busy": len(busy), "low": int(busy["times_seen"].min()),
-                  "min_seen": min_seen, "tables": sorted(tables)}))
-""",
-}
 
-
-def _server_view(url: str, token: str, cache: Path) -> dict[str, Any]:
-    """What every notebook reads: the live sellers (id, name, flag) and the tombstones."""
-    wb = connect(url, token, cache)
-    try:
-        wb.sync(progress=False)
-        live = wb.sellers()
-        tombstones = int(wb.sellers(include_deleted=True)["deleted_at"].notna().sum())
-        return {"live": sorted(zip(live["id"], live["display_name"], live["flagged"],
-                                   strict=True)),
-                "tombstones": tombstones}
-    finally:
-        wb.close()
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+@pytest.fixture
+def runs(notebook_runs: dict[str, Any]) -> list[dict[str, Any]]:
     """Every notebook run twice in a row (01..06, then 01..06 again), with the server as
     it was before and after each run."""
-    base = tmp_path_factory.mktemp("notebooks")
-    server: EmbeddedServer = start(n=500, seed=7, data_dir=base / "server", run_speed=4.0)
-    folder = base / "notebooks"  # a copy: what a run writes lands beside it, not in the repo
-    folder.mkdir()
-    for path in NOTEBOOKS:
-        shutil.copy(path, folder / path.name)
-    env = {"SELLERBENCH_API_URL": server.url, "SELLERBENCH_TOKEN": server.tokens["analyst"],
-           "SELLERBENCH_ADMIN_TOKEN": server.tokens["admin"],
-           "SELLERBENCH_CACHE": str(base / "cache.duckdb")}
-    patch = pytest.MonkeyPatch()
-    for name, value in env.items():
-        patch.setenv(name, value)
-    observer = base / "observer.duckdb"
-    results: list[dict[str, Any]] = []
-    try:
-        for attempt in (1, 2):
-            out = base / f"run{attempt}"
-            out.mkdir()
-            for path in NOTEBOOKS:
-                before = _server_view(server.url, server.tokens["analyst"], observer)
-                result = nbrun.run(folder / path.name, out, probe=PROBES.get(path.name, ""))
-                result.update(
-                    attempt=attempt, before=before, folder=folder,
-                    after=_server_view(server.url, server.tokens["analyst"], observer),
-                    executed=nbformat.read(out / path.name, as_version=4))
-                results.append(result)
-        yield results
-    finally:
-        patch.undo()
-        server.stop()
-
-
-def _texts(notebook: Any) -> list[str]:
-    """The plain text a person reads in the outputs (printed text and text/plain)."""
-    texts = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                texts.append(output["text"])
-            elif "text/plain" in output.get("data", {}):
-                texts.append(output["data"]["text/plain"])
-    return texts
+    return list(notebook_runs["results"])
 
 
 def _one(results: list[dict[str, Any]], name: str, attempt: int) -> dict[str, Any]:
@@ -148,7 +74,7 @@ def test_no_test_scaffolding_shows_in_the_notebooks() -> None:
 
 def test_outputs_read_as_text_not_as_raw_values(runs: list[dict[str, Any]]) -> None:
     for result in runs:
-        for text in _texts(result["executed"]):
+        for text in texts(result["executed"]):
             assert not re.search(r"\b1[5-9]\d{14}\b", text), (result["notebook"], text)
             assert not re.search(r"&(#x?[0-9a-fA-F]+|gt|lt|quot|amp);", text), text
             assert not re.fullmatch(r"(True|False)( (True|False))*\n?", text), (
@@ -157,7 +83,7 @@ def test_outputs_read_as_text_not_as_raw_values(runs: list[dict[str, Any]]) -> N
 
 def test_the_grid_notebook_shows_its_filter_and_its_typo(runs: list[dict[str, Any]]) -> None:
     executed = _one(runs, "02-sellers-grid.ipynb", 2)["executed"]
-    printed = "\n".join(_texts(executed))
+    printed = "\n".join(texts(executed))
     counted = re.search(r"^(\d+) sellers from wb.sellers\(where=grid.where_sql\)\n(\d+) shown",
                         printed, re.M)
     assert counted and counted.group(1) == counted.group(2), printed
@@ -174,12 +100,12 @@ def test_exports_and_the_report_land_beside_the_notebook(runs: list[dict[str, An
     output = result["folder"] / "output"
     for name in ("flagged.csv", "busy.parquet", "report/report.html", "report/sellers.csv"):
         assert (output / name).is_file(), name
-    assert "links to other sites: none (it opens offline)" in "".join(_texts(result["executed"]))
+    assert "links to other sites: none (it opens offline)" in "".join(texts(result["executed"]))
 
 
 def test_the_runs_notebook_reports_a_finished_run(runs: list[dict[str, Any]]) -> None:
     for attempt in (1, 2):
-        printed = "\n".join(_texts(_one(runs, "05-collection-runs.ipynb", attempt)["executed"]))
+        printed = "\n".join(texts(_one(runs, "05-collection-runs.ipynb", attempt)["executed"]))
         searched = re.search(r"^completed: (\d+) of (\d+) products searched", printed, re.M)
         assert searched and searched.group(1) == searched.group(2), printed
         found = re.search(r"^(\d+) sellers in the cache were seen by this run; it reported "
@@ -191,7 +117,7 @@ def test_the_runs_notebook_reports_a_finished_run(runs: list[dict[str, Any]]) ->
 
 def test_the_mutations_notebook_cleans_up_what_it_made(runs: list[dict[str, Any]]) -> None:
     for attempt in (1, 2):
-        printed = "\n".join(_texts(_one(runs, "06-mutations.ipynb", attempt)["executed"]))
+        printed = "\n".join(texts(_one(runs, "06-mutations.ipynb", attempt)["executed"]))
         assert "MutationError: name already in use by a live seller" in printed
         assert "0 sellers of this notebook left" in printed
 

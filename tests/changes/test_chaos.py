@@ -28,7 +28,8 @@ def _misbehave(faults: Faults, **switches: float | None) -> None:
 
 
 # PostgreSQL runs the full contract only: base-only adds no storage path, and each run
-# costs two minutes of the suite's budget.
+# costs two minutes of the suite's budget. A stress test: not in the quick subset.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("base_only", "storage"),
     [(False, "sqlite"), (True, "sqlite"),
