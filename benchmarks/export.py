@@ -21,6 +21,7 @@ acceptance bars are printed with the figures; the exit code is 0 either way.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "SELLERBENCH_PEER" not in os.environ:  # benchmarks/report.py builds a peer's cache
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sellerbench.cache.store import Store
 from sellerbench.workbench import Workbench

@@ -10,8 +10,9 @@ of its own, timed from start to exit (kernel start, notebook, HTML, data files):
 - first:  our report into ``reports/first`` (no previous report: no comparison);
 - second: our report into ``reports/second`` after 1 % of the sellers changed (flags,
   renames, deletes, new ones): it compares the whole cache with the first's state;
-- before: the report as it was before issue 23 (the merge base's ``sellerbench``, taken
-  with ``git archive`` and put first on PYTHONPATH), the peer the 10.7 s figure came from.
+- before: the report as it was before issue 23 (``sellerbench`` at ``PEER_COMMIT``, taken
+  with ``git archive`` and put first on PYTHONPATH) on the same cache written by its
+  own code (its schema version), the peer the 10.7 s figure came from.
 
 Each round makes all three (a first report in a folder of its own, 1 % of the sellers
 changed, the second beside it, then the peer); the best of the rounds is printed, so
@@ -38,7 +39,8 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if "SELLERBENCH_PEER" not in os.environ:  # the peer's cache is built by the peer's code
+    sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from export import build_cache  # noqa: E402  (benchmarks/export.py)
@@ -77,6 +79,15 @@ def prepare(work: Path, rows: int) -> Path:
     return store.path
 
 
+def prepare_peer(work: Path, rows: int, peer: Path) -> Path:
+    """The same cache written by the peer's own code (it reads only its schema version)."""
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(peer), "SELLERBENCH_PEER": "1"}
+    subprocess.run([sys.executable, __file__, "--prepare", str(work), "--rows", str(rows)],
+                   env=env, check=True, timeout=900)
+    return work / "cache.duckdb"
+
+
 def change(cache: Path, rows: int) -> None:
     import duckdb
 
@@ -85,10 +96,15 @@ def change(cache: Path, rows: int) -> None:
         con.execute("CHECKPOINT")
 
 
+# main just before the report of issue 23 landed (the first parent of its merge,
+# 46b322e): the old report, the peer. Fixed, so the peer is the same from any branch or
+# clone (a merge base with main would be HEAD itself on main).
+PEER_COMMIT = "91300e965fd59a979961facbb70cfc962bdcd97c"
+
+
 def peer_tree(work: Path) -> Path:
-    """The merge base's sellerbench package (the report before issue 23)."""
-    base = subprocess.run(["git", "-C", str(REPO), "merge-base", "HEAD", "main"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    """The sellerbench package of ``PEER_COMMIT`` (the report before issue 23)."""
+    base = PEER_COMMIT
     archive = subprocess.run(["git", "-C", str(REPO), "archive", base, "sellerbench"],
                              capture_output=True, check=True).stdout
     target = work / "before"
@@ -136,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20,000 sellers")
     parser.add_argument("--keep", action="store_true", help="keep the cache and reports")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (best is kept)")
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # prepare_peer
     args = parser.parse_args(argv)
+    if args.prepare is not None:
+        prepare(args.prepare, args.rows)
+        return 0
     rows, repeat = (20_000, 1) if args.quick else (args.rows, args.repeat)
     work = Path(tempfile.mkdtemp(prefix="sellerbench-report-bench-"))
     try:
@@ -146,14 +166,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.perf_counter() - started:.1f} s at {work}", flush=True)
         (work / "home").mkdir()
         peer = peer_tree(work)
+        peer_cache = prepare_peer(work / "peer", rows, peer)
         rounds = []
         for round_ in range(repeat):
             reports = work / f"round{round_}"
             reports.mkdir()
             first = report(cache, reports / "first")
             change(cache, rows)
+            change(peer_cache, rows)
             second = report(cache, reports / "second")
-            before = report(cache, reports / "before" / "report", peer)
+            before = report(peer_cache, reports / "before" / "report", peer)
             rounds.append((first, second, before))
             print(f"round {round_ + 1}: {first[0]:.1f} {second[0]:.1f} {before[0]:.1f} s",
                   flush=True)
@@ -168,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (seconds, left) in (
                 ("ours, first (no previous report)", first),
                 ("ours, second (changes since the first)", second),
-                ("before issue 23 (merge base)", before)):
+                ("before issue 23", before)):
             print(f"{name:<44}{seconds:>9.1f}  {len(left)}")
         ratio = second[0] / before[0]
         print(f"second / before: {ratio:.2f}")
