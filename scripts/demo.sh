@@ -54,6 +54,14 @@ export PATH="$BIN:\$PATH"
 ENV
 chmod 600 "$DIR/env.sh"
 
+# JupyterLab's "fetch official Jupyter news?" question covers the lower right of every
+# page: the demo's environment answers it (no news, no update checks).
+settings="$ROOT/.venv/share/jupyter/lab/settings"
+mkdir -p "$settings"
+[ -e "$settings/overrides.json" ] || cat > "$settings/overrides.json" <<'JSON'
+{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
+JSON
+
 allow_root=()
 [ "$(id -u)" = 0 ] && allow_root=(--allow-root)  # JupyterLab refuses root without it
 "$BIN/jupyter" lab --ip 127.0.0.1 --no-browser "${allow_root[@]}" \
