@@ -127,10 +127,7 @@ def venv(request: pytest.FixtureRequest, wheel: Path,
     assert not base.resolve().is_relative_to(ROOT)
     folder = base / "venv"
     subprocess.run([*python, "-m", "venv", str(folder)], check=True, timeout=300)
-    # --no-compile: byte-compiling every file of the dependencies up front cost 14 s of
-    # CPU per venv (35.4 s -> 21.4 s wall for the install, measured); Python compiles
-    # what it imports when it imports it, so nothing the test runs changes.
-    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
+    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "--upgrade", "pip>=24"], check=True, timeout=600,
                    capture_output=True)
     installed = subprocess.run(
