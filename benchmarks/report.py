@@ -104,8 +104,7 @@ PEER_COMMIT = "91300e965fd59a979961facbb70cfc962bdcd97c"
 
 def peer_tree(work: Path) -> Path:
     """The sellerbench package of ``PEER_COMMIT`` (the report before issue 23)."""
-    base = PEER_COMMIT
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", base, "sellerbench"],
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", PEER_COMMIT, "sellerbench"],
                              capture_output=True, check=True).stdout
     target = work / "before"
     with tarfile.open(fileobj=BytesIO(archive)) as tar:

@@ -22,6 +22,7 @@ undo and every guarantee read them as before.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -260,7 +261,7 @@ def flag_inverses(
             "WHERE known AND NOT deleted ORDER BY seq DESC",
             [undo_id],
         ).fetchall()[0][0]
-        skipped = _skipped(con)
+        skipped = _said(con, "_sb_undo", "display_name", _FLAGS_SAID)
         touched: frozenset[str] | None = None
         if queued <= TOUCH_LIMIT:
             rows = con.execute("SELECT target FROM _sb_undo WHERE known").fetchall()
@@ -270,20 +271,26 @@ def flag_inverses(
     return queued, skipped, touched
 
 
-def _skipped(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _said(con: duckdb.DuckDBPyConnection, table: str, shown: str,
+          cases: Sequence[tuple[str, str, str]]) -> list[str]:
+    """What undo left as it is, one line per case (``where`` over ``table``, the line for
+    one seller, named by ``shown``, and for many)."""
     out = []
-    for where, one, many in (
-        ("NOT known", "{} is no longer known", "{} sellers are no longer known"),
-        ("known AND deleted", "{} is deleted now; its flag was left as is",
-         "{} sellers are deleted now; their flags were left as is"),
-    ):
+    for where, one, many in cases:
         count, first = con.execute(
-            f"SELECT count(*), min(coalesce('''' || display_name || '''', target)) FROM _sb_undo "
+            f"SELECT count(*), min(coalesce('''' || {shown} || '''', target)) FROM {table} "
             f"WHERE {where}"
         ).fetchall()[0]
         if count:
             out.append(one.format(first) if count == 1 else many.format(f"{count:,}"))
     return out
+
+
+_FLAGS_SAID = (
+    ("NOT known", "{} is no longer known", "{} sellers are no longer known"),
+    ("known AND deleted", "{} is deleted now; its flag was left as is",
+     "{} sellers are deleted now; their flags were left as is"),
+)
 
 
 # What undo queues for each sent change other than a flag, from a row of ``_sb_back``
@@ -348,7 +355,7 @@ def other_inverses(
             "FROM _sb_back WHERE left_as_is IS NULL ORDER BY seq DESC",
             [undo_id],
         ).fetchall()[0][0]
-        left = _left(con)
+        left = _said(con, "_sb_back", "coalesce(old_name, display_name)", _OTHERS_SAID)
         restores = bool(con.execute(
             "SELECT count(*) FROM _sb_back WHERE left_as_is IS NULL AND kind = 'delete'"
         ).fetchall()[0][0])
@@ -363,22 +370,10 @@ def other_inverses(
 
 
 # Why sent changes were left as they are, as undo's description says it (one, many).
-_LEFT_SAID = {
-    "unknown": ("{} is no longer known", "{} sellers are no longer known"),
-    "deleted": ("{} is deleted now; its rename was left as is",
-                "{} sellers are deleted now; their renames were left as they are"),
-    "taken": ("the name {} is taken by another seller now",
-              "{} names are taken by other sellers now"),
-}
-
-
-def _left(con: duckdb.DuckDBPyConnection) -> list[str]:
-    out = []
-    for why, (one, many) in _LEFT_SAID.items():
-        count, first = con.execute(
-            "SELECT count(*), min(coalesce('''' || coalesce(old_name, display_name) || '''', "
-            "target)) FROM _sb_back WHERE left_as_is = ?", [why],
-        ).fetchall()[0]
-        if count:
-            out.append(one.format(first) if count == 1 else many.format(f"{count:,}"))
-    return out
+_OTHERS_SAID = tuple((f"left_as_is = '{why}'", one, many) for why, one, many in (
+    ("unknown", "{} is no longer known", "{} sellers are no longer known"),
+    ("deleted", "{} is deleted now; its rename was left as is",
+     "{} sellers are deleted now; their renames were left as they are"),
+    ("taken", "the name {} is taken by another seller now",
+     "{} names are taken by other sellers now"),
+))

@@ -21,17 +21,10 @@ import pytest
 
 from .lab import LabPage, wait_for, write_notebook
 from .test_grid_browser import GridOnPage, _hex
-from .test_grid_walk import header_point, type_errors
+from .test_grid_walk import CELLS, header_point, type_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
-CELLS = [
-    "import sellerbench as sb\n"
-    "wb = sb.demo(n=300)\n"
-    "wb.auto_push = False  # keep changes in the queue: renamed rows stay pending\n"
-    "report = wb.sync(progress=False)",
-    "grid = wb.grid(height='420px')\ngrid",
-]
 
 # Every text drawn on a canvas, in order (the grid is a canvas: its text is not in the DOM).
 RECORD_TEXT_JS = """
